@@ -1,0 +1,55 @@
+# The whole command surface of the project. CI runs `make test` (via .ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?= -n 2
+
+.PHONY: help install demo test lint up down clean seed invoke
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## create .venv and install everything the project needs
+
+demo: install ## run the whole job on an embedded S3 (no Docker, no AWS)
+	$(PY) demo.py
+
+test: install test-deps ## install what the tests need and run the whole suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+up: ## MinIO via docker compose (API :9000, console :9001)
+	docker compose up -d --wait
+
+down: ## stop the compose MinIO (keeps its volume)
+	docker compose down
+
+clean: ## stop MinIO, drop its volume and local build output
+	-docker compose down -v
+	rm -rf dist build .pytest_cache
+
+seed: install ## upload PDFs to BUCKET_NAME/PREFIX (reads .env)
+	$(PY) seed.py
+
+invoke: install ## run the handler once against .env's S3 (reads .env)
+	$(PY) invoke.py
+
+# Each topic keeps its own targets in mk/*.mk; test-deps collects their
+# system-level needs (each adds itself as a prerequisite).
+.PHONY: test-deps
+test-deps:
+
+-include mk/*.mk

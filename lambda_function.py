@@ -1,0 +1,219 @@
+"""Presign every PDF under an S3 prefix and hand back one manifest URL.
+
+Reading order (the study site walks through this file top to bottom):
+
+1. Configuration: read once per cold start, at module scope.
+2. ``handler``: the synchronous entry point Lambda calls; it runs one async job.
+3. The job: a producer lists keys onto a bounded queue, a consumer presigns them
+   and streams JSON lines into a file in /tmp; a sentinel ends the stream.
+4. Upload: the finished file becomes ``manifests/<id>.jsonl``, which is presigned.
+5. Response: ``count``, ``manifest_key`` and ``manifest_url``.
+
+The only thing that differs between MinIO, moto and AWS is ``S3_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import aiofiles
+from botocore.config import Config
+
+# ---------------------------------------------------------------------------
+# 1. Configuration, read once per execution environment (cold start).
+#    A bad value stops the import with a message naming the variable, so a
+#    misconfigured function fails at its first cold start, not mid-scan.
+# ---------------------------------------------------------------------------
+
+MAX_PRESIGN_EXPIRY_SECONDS = 604_800  # SigV4 query signatures live 7 days at most.
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the function cannot run with."""
+
+
+def _int_setting(name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and {maximum}" if maximum is not None else " or more"
+        bounds = f"between {minimum}{upper}" if maximum is not None else f"{minimum}{upper}"
+        raise ConfigError(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+BUCKET_NAME = os.environ.get("BUCKET_NAME", "").strip() or "my-company-reports-bucket"
+PREFIX = os.environ.get("PREFIX", "2026/04/")
+URL_EXPIRY_SECONDS = _int_setting("URL_EXPIRY_SECONDS", 900, 1, MAX_PRESIGN_EXPIRY_SECONDS)
+S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "").strip() or None
+# Where recipients will fetch from, when that differs from where the function
+# talks to S3 (MinIO reached as minio:9000 inside compose, shared as
+# localhost:9000). SigV4 signs the Host header, so a URL only works on the host
+# it was presigned for.
+S3_PUBLIC_ENDPOINT_URL = os.environ.get("S3_PUBLIC_ENDPOINT_URL", "").strip() or S3_ENDPOINT_URL
+QUEUE_MAX = _int_setting("QUEUE_MAX", 2000, 1)
+REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+# /tmp on Lambda; honours TMPDIR so a local runner can give each environment its own.
+TMP_DIR = Path(tempfile.gettempdir())
+
+MANIFEST_PREFIX = "manifests/"
+MANIFEST_CONTENT_TYPE = "application/x-ndjson"
+
+# botocore presigns S3 with SigV2 unless told otherwise; SigV4 is what AWS
+# accepts everywhere today. Path-style addressing is what MinIO and moto expect.
+# Timeouts and standard retries keep a dead endpoint from eating the whole
+# Lambda timeout.
+S3_CONFIG = Config(
+    signature_version="s3v4",
+    s3={"addressing_style": "path"} if S3_ENDPOINT_URL else {},
+    connect_timeout=5,
+    read_timeout=30,
+    retries={"mode": "standard", "max_attempts": 3},
+)
+
+logger = logging.getLogger(__name__)
+logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+
+# The session is reusable across invocations; clients are opened per job
+# because each invocation runs its own event loop.
+_SESSION = aioboto3.Session()
+
+# Put on the queue after the last key: tells the consumer the listing is done.
+_END_OF_LISTING = object()
+
+
+# ---------------------------------------------------------------------------
+# 2. The handler: synchronous, as Lambda calls it, driving one async job.
+# ---------------------------------------------------------------------------
+
+
+def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    """Build a manifest of presigned PDF URLs and return its own presigned URL."""
+    manifest_id = _manifest_id(context)
+    result = asyncio.run(build_manifest(BUCKET_NAME, PREFIX, manifest_id))
+    logger.info(
+        "manifest ready: %d PDFs under s3://%s/%s -> %s",
+        result["count"],
+        BUCKET_NAME,
+        PREFIX,
+        result["manifest_key"],
+    )
+    return {"statusCode": 200, "body": json.dumps(result)}
+
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def _manifest_id(context: Any) -> str:
+    """Name the manifest after the request, so /tmp and S3 names never collide.
+
+    Any string that is not a plain request id falls back to a random UUID, so
+    a caller-supplied context can never steer the name out of /tmp or manifests/.
+    """
+    request_id = str(getattr(context, "aws_request_id", "") or "")
+    return request_id if _SAFE_ID.match(request_id) else uuid.uuid4().hex
+
+
+# ---------------------------------------------------------------------------
+# 3. The job: producer -> bounded queue -> consumer -> /tmp JSONL file.
+# ---------------------------------------------------------------------------
+
+
+def _s3_client(endpoint_url: str | None) -> Any:
+    return _SESSION.client("s3", endpoint_url=endpoint_url, region_name=REGION, config=S3_CONFIG)
+
+
+async def build_manifest(bucket: str, prefix: str, manifest_id: str) -> dict[str, Any]:
+    """List, presign, write, upload; the /tmp file is gone whatever happens."""
+    tmp_path = TMP_DIR / f"manifest-{manifest_id}.jsonl"
+    manifest_key = f"{MANIFEST_PREFIX}{manifest_id}.jsonl"
+    try:
+        async with _s3_client(S3_ENDPOINT_URL) as s3, _s3_client(S3_PUBLIC_ENDPOINT_URL) as signer:
+            count = await scan_to_file(s3, signer, bucket, prefix, tmp_path)
+            # Only a complete scan reaches this line: a failed one never uploads.
+            await upload_manifest(s3, bucket, manifest_key, tmp_path)
+            manifest_url = await presign_get(signer, bucket, manifest_key)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+    return {"count": count, "manifest_key": manifest_key, "manifest_url": manifest_url}
+
+
+async def scan_to_file(s3: Any, signer: Any, bucket: str, prefix: str, path: Path) -> int:
+    """Run producer and consumer together; the first failure stops both.
+
+    ``asyncio.wait(FIRST_EXCEPTION)`` is what keeps a failed listing from
+    leaving the consumer parked on ``queue.get()`` until the Lambda timeout.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUE_MAX)
+    producer = asyncio.create_task(list_pdf_keys(s3, bucket, prefix, queue), name="producer")
+    consumer = asyncio.create_task(write_presigned_lines(signer, bucket, queue, path), name="consumer")
+    done, pending = await asyncio.wait({producer, consumer}, return_when=asyncio.FIRST_EXCEPTION)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in (producer, consumer):
+        if task in done and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    return consumer.result()
+
+
+def is_pdf(key: str) -> bool:
+    return key.lower().endswith(".pdf")
+
+
+async def list_pdf_keys(s3: Any, bucket: str, prefix: str, queue: asyncio.Queue[Any]) -> None:
+    """Producer: page through the prefix and queue every PDF key.
+
+    ``queue.put`` waits while the queue is full: that is the backpressure that
+    keeps memory flat however far listing runs ahead of presigning.
+    """
+    paginator = s3.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if is_pdf(obj["Key"]):
+                await queue.put(obj["Key"])
+    await queue.put(_END_OF_LISTING)
+
+
+async def write_presigned_lines(signer: Any, bucket: str, queue: asyncio.Queue[Any], path: Path) -> int:
+    """Consumer: presign each key and append ``{"key", "url"}`` as one JSON line."""
+    count = 0
+    async with aiofiles.open(path, "w", encoding="utf-8") as out:
+        while (key := await queue.get()) is not _END_OF_LISTING:
+            url = await presign_get(signer, bucket, key)
+            await out.write(json.dumps({"key": key, "url": url}, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+async def presign_get(signer: Any, bucket: str, key: str) -> str:
+    return await signer.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=URL_EXPIRY_SECONDS
+    )
+
+
+# ---------------------------------------------------------------------------
+# 4. Upload: the JSONL file becomes manifests/<id>.jsonl.
+# ---------------------------------------------------------------------------
+
+
+async def upload_manifest(s3: Any, bucket: str, key: str, path: Path) -> None:
+    async with aiofiles.open(path, "rb") as manifest:
+        body = await manifest.read()
+    await s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=MANIFEST_CONTENT_TYPE)

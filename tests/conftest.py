@@ -1,0 +1,110 @@
+"""Shared fixtures: one moto S3 server per session, a fresh bucket per test.
+
+The handler reads its configuration at import time (once per cold start), so
+``load_handler`` imports a fresh copy of ``lambda_function`` under the
+environment a test asks for, exactly as a new execution environment would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from local_runtime.context import make_context  # noqa: E402
+from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
+
+MOTO_ACCOUNT = "123456789012"
+_module_ids = itertools.count()
+
+# Dummy credentials for the whole session, so nothing can ever reach real AWS.
+for _name, _value in DUMMY_CREDENTIALS.items():
+    os.environ[_name] = _value
+os.environ.pop("AWS_SESSION_TOKEN", None)
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    with embedded_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def s3(s3_endpoint: str) -> Any:
+    config = Config(signature_version="s3v4", s3={"addressing_style": "path"}, max_pool_connections=32)
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", config=config)
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    name = f"test-{uuid.uuid4().hex[:20]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def moto_backend() -> Any:
+    """moto's in-memory S3, for fixtures too big to upload over HTTP quickly."""
+    from moto.s3.models import s3_backends
+
+    return s3_backends[MOTO_ACCOUNT]["aws"]
+
+
+@pytest.fixture
+def lambda_tmp(tmp_path: Path) -> Path:
+    path = tmp_path / "lambda-tmp"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def load_handler(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str, lambda_tmp: Path) -> Callable[..., ModuleType]:
+    """Import a fresh ``lambda_function`` with the given settings (a cold start)."""
+
+    def load(**settings: Any) -> ModuleType:
+        env = {"S3_ENDPOINT_URL": s3_endpoint, "TMPDIR": str(lambda_tmp), **settings}
+        for name, value in env.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, str(value))
+        monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR, as a new process would
+        name = f"lambda_function_under_test_{next(_module_ids)}"
+        spec = importlib.util.spec_from_file_location(name, ROOT / "lambda_function.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture
+def context_factory() -> Callable[..., Any]:
+    def factory(**overrides: Any) -> Any:
+        settings: dict[str, Any] = {
+            "function_name": "pdf-manifest",
+            "memory_mb": 512,
+            "timeout_s": 60,
+            "region": "us-east-1",
+            "log_stream_name": "2026/11/25/[$LATEST]test",
+        }
+        settings.update(overrides)
+        return make_context(**settings)
+
+    return factory

@@ -1,0 +1,174 @@
+"""invoke.py, seed.py and demo.py as a user runs them: subprocesses, real S3 over HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+import requests
+from pypdf import PdfReader
+
+from tests.conftest import ROOT
+
+
+def run(
+    script: str, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, script, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def cli_env(s3_endpoint: str, bucket: str, tmp_path) -> dict[str, str]:
+    return {"S3_ENDPOINT_URL": s3_endpoint, "BUCKET_NAME": bucket, "PREFIX": "2026/04/", "TMPDIR": str(tmp_path)}
+
+
+@pytest.mark.parametrize("script", ["invoke.py", "seed.py", "demo.py"])
+def test_every_script_explains_itself_with_help(script):
+    done = run(script, "--help")
+
+    assert done.returncode == 0
+    assert "usage:" in done.stdout
+    assert "--" in done.stdout
+
+
+def test_seed_then_invoke_round_trip(cli_env, s3, bucket):
+    seeded = run("seed.py", "--count", "7", "--quiet", "--env-file", os.devnull, env=cli_env)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "7 uploaded" not in seeded.stdout  # decoys are uploaded too
+    assert "10 uploaded, 0 already there" in seeded.stdout
+
+    invoked = run("invoke.py", "--env-file", os.devnull, env=cli_env)
+
+    assert invoked.returncode == 0, invoked.stderr
+    body = json.loads(json.loads(invoked.stdout)["body"])
+    assert body["count"] == 7
+    lines = requests.get(body["manifest_url"], timeout=10).text.splitlines()
+    assert len(lines) == 7
+
+
+def test_seed_twice_uploads_nothing_new(cli_env):
+    first = run("seed.py", "--count", "5", "-q", "--env-file", os.devnull, env=cli_env)
+    second = run("seed.py", "--count", "5", "-q", "--env-file", os.devnull, env=cli_env)
+
+    assert first.returncode == second.returncode == 0
+    assert "0 uploaded, 8 already there" in second.stdout
+
+
+def test_seed_generates_pdfs_that_open(cli_env, s3, bucket):
+    run("seed.py", "--count", "2", "-q", "--env-file", os.devnull, env=cli_env)
+
+    body = s3.get_object(Bucket=bucket, Key="2026/04/report-0001.pdf")["Body"].read()
+
+    reader = PdfReader(io.BytesIO(body))
+    assert len(reader.pages) == 1
+    assert "Report 1 of 2" in reader.pages[0].extract_text()
+
+
+def test_seed_uploads_a_source_directory(cli_env, s3, bucket, tmp_path):
+    source = tmp_path / "src"
+    (source / "nested").mkdir(parents=True)
+    (source / "a.pdf").write_bytes(b"%PDF-a")
+    (source / "nested" / "b.PDF").write_bytes(b"%PDF-b")
+
+    done = run("seed.py", "--source-dir", str(source), "-q", "--env-file", os.devnull, env=cli_env)
+
+    assert done.returncode == 0, done.stderr
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="2026/04/")["Contents"]
+    assert sorted(obj["Key"] for obj in listed) == ["2026/04/a.pdf", "2026/04/nested/b.PDF"]
+
+
+def test_seed_missing_directory_is_a_one_line_error(cli_env, tmp_path):
+    done = run("seed.py", "--source-dir", str(tmp_path / "nope"), "--env-file", os.devnull, env=cli_env)
+
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "does not exist" in done.stderr
+
+
+def test_seed_unreachable_endpoint_is_a_one_line_error(cli_env):
+    started = time.monotonic()
+    done = run("seed.py", "--endpoint-url", "http://127.0.0.1:9", "-q", "--env-file", os.devnull, env=cli_env)
+
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0
+    assert "cannot reach S3" in done.stderr
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("args", [["--count", "-1"], ["--workers", "0"], ["--count", "many"]])
+def test_seed_rejects_bad_numbers(cli_env, args):
+    done = run("seed.py", *args, "--env-file", os.devnull, env=cli_env)
+
+    assert done.returncode == 2
+    assert "error:" in done.stderr
+
+
+def test_invoke_reads_the_event_from_stdin(cli_env, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="2026/04/x.pdf", Body=b"%PDF-")
+
+    done = run("invoke.py", "--event", "-", "--env-file", os.devnull, env=cli_env, stdin="{}")
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(json.loads(done.stdout)["body"])["count"] == 1
+
+
+def test_invoke_bad_event_file_is_a_one_line_error(cli_env, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+
+    done = run("invoke.py", "--event", str(bad), "--env-file", os.devnull, env=cli_env)
+
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert done.stdout == ""
+
+
+def test_invoke_reports_an_unhandled_error_in_lambdas_shape(cli_env):
+    done = run("invoke.py", "--env-file", os.devnull, env={**cli_env, "BUCKET_NAME": "bucket-that-does-not-exist"})
+
+    assert done.returncode == 1
+    payload: dict[str, Any] = json.loads(done.stdout)
+    assert set(payload) == {"errorMessage", "errorType", "requestId", "stackTrace"}
+    assert payload["errorType"] == "NoSuchBucket"
+    assert "NoSuchBucket" in payload["errorMessage"]
+
+
+def test_invoke_reads_settings_from_the_env_file(cli_env, s3, bucket, tmp_path):
+    s3.put_object(Bucket=bucket, Key="from-dotenv/x.pdf", Body=b"%PDF-")
+    env_file = tmp_path / "custom.env"
+    env_file.write_text("PREFIX=from-dotenv/\n")
+    env = {key: value for key, value in cli_env.items() if key != "PREFIX"}
+
+    done = subprocess.run(
+        [sys.executable, "invoke.py", "--env-file", str(env_file)],
+        cwd=ROOT,
+        env={k: v for k, v in {**os.environ, **env}.items() if k != "PREFIX"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(json.loads(done.stdout)["body"])["count"] == 1
+
+
+def test_demo_runs_end_to_end():
+    done = run("demo.py", "--count", "6")
+
+    assert done.returncode == 0, done.stderr
+    assert "PDFs found        6" in done.stdout
+    assert "Demo passed" in done.stdout

@@ -1,0 +1,14 @@
+"""The tree stays ruff clean; CI fails the moment it is not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_ruff_check_is_clean():
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stdout
