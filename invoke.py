@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invoke.py: cannot read event {args.event!r}: {exc}", file=sys.stderr)
         return 2
 
+    # The handler's own stdout (log lines, EMF metrics) is its log stream, as in
+    # Lambda: send it to stderr and keep the real stdout for the result alone.
+    result_out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
     from dotenv import load_dotenv  # local-only: real Lambda gets its environment from the config
 
     load_dotenv(args.env_file, override=False)
@@ -102,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = handler(event, context)
     except Exception as exc:  # noqa: BLE001 - the runner reports what Lambda would
-        print(json.dumps(error_payload(exc, context.aws_request_id), indent=2))
+        print(json.dumps(error_payload(exc, context.aws_request_id), indent=2), file=result_out, flush=True)
         return 1
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2), file=result_out, flush=True)
     return 0
 
 

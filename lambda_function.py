@@ -3,7 +3,9 @@
 Reading order (the study site walks through this file top to bottom):
 
 1. Configuration: read once per cold start, at module scope.
-2. ``handler``: the synchronous entry point Lambda calls; it runs one async job.
+2. ``handler``: the synchronous entry point Lambda calls. It turns the event
+   into a checked request, runs one async job and maps failures to answers
+   (caller errors) or exceptions (worth a retry).
 3. The job: a producer lists keys onto a bounded queue, a consumer presigns them
    and streams JSON lines into a file in /tmp; a sentinel ends the stream.
 4. Upload: the finished file becomes ``manifests/<id>.jsonl``, which is presigned.
@@ -17,17 +19,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import re
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aioboto3
 import aiofiles
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from scan_request import BadRequest, ScanRequest, parse_allowed_buckets, parse_event
 
 # ---------------------------------------------------------------------------
 # 1. Configuration, read once per execution environment (cold start).
@@ -67,6 +76,14 @@ S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "").strip() or None
 # it was presigned for.
 S3_PUBLIC_ENDPOINT_URL = os.environ.get("S3_PUBLIC_ENDPOINT_URL", "").strip() or S3_ENDPOINT_URL
 QUEUE_MAX = _int_setting("QUEUE_MAX", 2000, 1)
+# Events may name a bucket only from this list; by default just BUCKET_NAME.
+ALLOWED_BUCKETS = parse_allowed_buckets(os.environ.get("ALLOWED_BUCKETS", ""), BUCKET_NAME)
+# Stop scanning when less than this is left before the Lambda timeout, so the
+# function fails cleanly instead of being killed mid-upload.
+DEADLINE_MARGIN_MS = _int_setting("DEADLINE_MARGIN_MS", 1500, 0)
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "pdf-manifest")
+METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "PdfManifest")
+LOG_LEVEL = os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO")
 REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 # /tmp on Lambda; honours TMPDIR so a local runner can give each environment its own.
 TMP_DIR = Path(tempfile.gettempdir())
@@ -86,8 +103,11 @@ S3_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
 )
 
-logger = logging.getLogger(__name__)
-logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+# Powertools: JSON log lines carrying the request id and cold-start flag, and
+# CloudWatch metrics as EMF lines (no API call). Presigned URLs are credentials
+# for their lifetime: they are never logged, keys are.
+logger = Logger(service=SERVICE_NAME, level=LOG_LEVEL)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 # The session is reusable across invocations; clients are opened per job
 # because each invocation runs its own event loop.
@@ -102,28 +122,70 @@ _END_OF_LISTING = object()
 # ---------------------------------------------------------------------------
 
 
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
-    """Build a manifest of presigned PDF URLs and return its own presigned URL."""
-    manifest_id = _manifest_id(context)
-    result = asyncio.run(build_manifest(BUCKET_NAME, PREFIX, manifest_id))
+    """Build a manifest of presigned PDF URLs and return its own presigned URL.
+
+    Caller errors (bad event, missing bucket, access denied) are answered with
+    a 4xx response: retrying cannot fix them. Anything else raises, so that
+    Lambda's retries and failure destinations take over.
+    """
+    try:
+        request = parse_event(event, default_bucket=BUCKET_NAME, default_prefix=PREFIX, allowed_buckets=ALLOWED_BUCKETS)
+    except BadRequest as exc:
+        return _rejected(400, str(exc))
+    logger.append_keys(bucket=request.bucket, prefix=request.prefix, source=request.source)
+
+    started = time.perf_counter()
+    try:
+        result, stats = asyncio.run(
+            build_manifest(request, _manifest_id(context), time_left_ms=context.get_remaining_time_in_millis)
+        )
+    except ClientError as exc:
+        status = _CALLER_ERRORS.get(exc.response.get("Error", {}).get("Code", ""))
+        if status is None:
+            raise
+        return _rejected(status, f"s3://{request.bucket}: {exc.response['Error'].get('Message') or exc}")
+    duration_ms = (time.perf_counter() - started) * 1000
+
+    metrics.add_metric(name="PdfsInManifest", unit=MetricUnit.Count, value=result["count"])
+    metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=stats.skipped)
+    metrics.add_metric(name="PagesListed", unit=MetricUnit.Count, value=stats.pages)
+    metrics.add_metric(name="ManifestBytes", unit=MetricUnit.Bytes, value=stats.manifest_bytes)
+    metrics.add_metric(name="ScanDuration", unit=MetricUnit.Milliseconds, value=round(duration_ms, 1))
     logger.info(
-        "manifest ready: %d PDFs under s3://%s/%s -> %s",
-        result["count"],
-        BUCKET_NAME,
-        PREFIX,
-        result["manifest_key"],
+        "manifest ready",
+        count=result["count"],
+        skipped=stats.skipped,
+        pages=stats.pages,
+        manifest_key=result["manifest_key"],
+        manifest_bytes=stats.manifest_bytes,
+        duration_ms=round(duration_ms, 1),
     )
     return {"statusCode": 200, "body": json.dumps(result)}
+
+
+# S3 error codes that mean "the caller asked for something that cannot work".
+_CALLER_ERRORS = {"NoSuchBucket": 404, "AccessDenied": 403, "AllAccessDisabled": 403}
+
+
+def _rejected(status: int, message: str) -> dict[str, Any]:
+    logger.warning("request rejected", status=status, error=message)
+    metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
+    return {"statusCode": status, "body": json.dumps({"error": message})}
 
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 def _manifest_id(context: Any) -> str:
-    """Name the manifest after the request, so /tmp and S3 names never collide.
+    """Name the manifest after the request id.
 
-    Any string that is not a plain request id falls back to a random UUID, so
-    a caller-supplied context can never steer the name out of /tmp or manifests/.
+    Distinct invocations never collide, and Lambda's async retries (which
+    reuse the request id) overwrite their own manifest instead of adding one.
+    Anything that is not a plain request id falls back to a random UUID, so a
+    context can never steer the name out of /tmp or manifests/.
     """
     request_id = str(getattr(context, "aws_request_id", "") or "")
     return request_id if _SAFE_ID.match(request_id) else uuid.uuid4().hex
@@ -138,31 +200,64 @@ def _s3_client(endpoint_url: str | None) -> Any:
     return _SESSION.client("s3", endpoint_url=endpoint_url, region_name=REGION, config=S3_CONFIG)
 
 
-async def build_manifest(bucket: str, prefix: str, manifest_id: str) -> dict[str, Any]:
+class ScanDeadlineExceeded(TimeoutError):
+    """The Lambda timeout is near: stop cleanly rather than be killed mid-upload."""
+
+
+@dataclass
+class ScanStats:
+    pages: int = 0
+    skipped: int = 0
+    manifest_bytes: int = 0
+
+
+def _no_deadline() -> int:
+    return 2**31
+
+
+async def build_manifest(
+    request: ScanRequest, manifest_id: str, time_left_ms: Callable[[], int] = _no_deadline
+) -> tuple[dict[str, Any], ScanStats]:
     """List, presign, write, upload; the /tmp file is gone whatever happens."""
     tmp_path = TMP_DIR / f"manifest-{manifest_id}.jsonl"
     manifest_key = f"{MANIFEST_PREFIX}{manifest_id}.jsonl"
+    stats = ScanStats()
     try:
         async with _s3_client(S3_ENDPOINT_URL) as s3, _s3_client(S3_PUBLIC_ENDPOINT_URL) as signer:
-            count = await scan_to_file(s3, signer, bucket, prefix, tmp_path)
+            count = await scan_to_file(s3, signer, request, tmp_path, stats, time_left_ms)
+            _check_deadline(time_left_ms, f"{count} PDFs presigned, before the upload")
             # Only a complete scan reaches this line: a failed one never uploads.
-            await upload_manifest(s3, bucket, manifest_key, tmp_path)
-            manifest_url = await presign_get(signer, bucket, manifest_key)
+            stats.manifest_bytes = await upload_manifest(s3, request.bucket, manifest_key, tmp_path)
+            manifest_url = await presign_get(signer, request.bucket, manifest_key)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
-    return {"count": count, "manifest_key": manifest_key, "manifest_url": manifest_url}
+    return {"count": count, "manifest_key": manifest_key, "manifest_url": manifest_url}, stats
 
 
-async def scan_to_file(s3: Any, signer: Any, bucket: str, prefix: str, path: Path) -> int:
+def _check_deadline(time_left_ms: Callable[[], int], progress: str) -> None:
+    left = time_left_ms()
+    if left < DEADLINE_MARGIN_MS:
+        raise ScanDeadlineExceeded(
+            f"stopped with {left} ms left ({progress}); raise the function timeout or scan a narrower prefix"
+        )
+
+
+async def scan_to_file(
+    s3: Any, signer: Any, request: ScanRequest, path: Path, stats: ScanStats, time_left_ms: Callable[[], int]
+) -> int:
     """Run producer and consumer together; the first failure stops both.
 
     ``asyncio.wait(FIRST_EXCEPTION)`` is what keeps a failed listing from
     leaving the consumer parked on ``queue.get()`` until the Lambda timeout.
     """
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUE_MAX)
-    producer = asyncio.create_task(list_pdf_keys(s3, bucket, prefix, queue), name="producer")
-    consumer = asyncio.create_task(write_presigned_lines(signer, bucket, queue, path), name="consumer")
+    if request.keys is None:
+        produce = list_pdf_keys(s3, request.bucket, request.prefix, queue, stats, time_left_ms)
+    else:
+        produce = queue_named_pdfs(request.keys, queue, stats)
+    producer = asyncio.create_task(produce, name="producer")
+    consumer = asyncio.create_task(write_presigned_lines(signer, request.bucket, queue, path), name="consumer")
     done, pending = await asyncio.wait({producer, consumer}, return_when=asyncio.FIRST_EXCEPTION)
     for task in pending:
         task.cancel()
@@ -177,17 +272,35 @@ def is_pdf(key: str) -> bool:
     return key.lower().endswith(".pdf")
 
 
-async def list_pdf_keys(s3: Any, bucket: str, prefix: str, queue: asyncio.Queue[Any]) -> None:
+async def list_pdf_keys(
+    s3: Any, bucket: str, prefix: str, queue: asyncio.Queue[Any], stats: ScanStats, time_left_ms: Callable[[], int]
+) -> None:
     """Producer: page through the prefix and queue every PDF key.
 
     ``queue.put`` waits while the queue is full: that is the backpressure that
     keeps memory flat however far listing runs ahead of presigning.
     """
     paginator = s3.get_paginator("list_objects_v2")
+    queued = 0
     async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        stats.pages += 1
         for obj in page.get("Contents", []):
             if is_pdf(obj["Key"]):
                 await queue.put(obj["Key"])
+                queued += 1
+            else:
+                stats.skipped += 1
+        _check_deadline(time_left_ms, f"{stats.pages} pages listed, {queued} PDFs found so far")
+    await queue.put(_END_OF_LISTING)
+
+
+async def queue_named_pdfs(keys: tuple[str, ...], queue: asyncio.Queue[Any], stats: ScanStats) -> None:
+    """Producer for S3 notifications: the keys are in the event, nothing to list."""
+    for key in keys:
+        if is_pdf(key):
+            await queue.put(key)
+        else:
+            stats.skipped += 1
     await queue.put(_END_OF_LISTING)
 
 
@@ -213,7 +326,8 @@ async def presign_get(signer: Any, bucket: str, key: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-async def upload_manifest(s3: Any, bucket: str, key: str, path: Path) -> None:
+async def upload_manifest(s3: Any, bucket: str, key: str, path: Path) -> int:
     async with aiofiles.open(path, "rb") as manifest:
         body = await manifest.read()
     await s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=MANIFEST_CONTENT_TYPE)
+    return len(body)

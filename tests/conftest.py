@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import logging
 import os
 import sys
 import uuid
@@ -84,14 +85,26 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str, lambda_tmp: 
             else:
                 monkeypatch.setenv(name, str(value))
         monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR, as a new process would
+        _forget_powertools_logger(os.environ.get("POWERTOOLS_SERVICE_NAME", "pdf-manifest"))
         name = f"lambda_function_under_test_{next(_module_ids)}"
         spec = importlib.util.spec_from_file_location(name, ROOT / "lambda_function.py")
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up by name
         spec.loader.exec_module(module)
         return module
 
     return load
+
+
+def _forget_powertools_logger(service: str) -> None:
+    """Powertools configures a named stdlib logger once per process; a fresh
+    import must configure it again, bound to the current sys.stdout."""
+    stdlib_logger = logging.getLogger(service)
+    stdlib_logger.handlers.clear()
+    for attribute in ("init", "powertools_handler", "logger_handler"):
+        if hasattr(stdlib_logger, attribute):
+            delattr(stdlib_logger, attribute)
 
 
 @pytest.fixture

@@ -138,13 +138,13 @@ def test_invoke_bad_event_file_is_a_one_line_error(cli_env, tmp_path):
 
 
 def test_invoke_reports_an_unhandled_error_in_lambdas_shape(cli_env):
-    done = run("invoke.py", "--env-file", os.devnull, env={**cli_env, "BUCKET_NAME": "bucket-that-does-not-exist"})
+    done = run("invoke.py", "--env-file", os.devnull, env={**cli_env, "S3_ENDPOINT_URL": "http://127.0.0.1:9"})
 
     assert done.returncode == 1
     payload: dict[str, Any] = json.loads(done.stdout)
     assert set(payload) == {"errorMessage", "errorType", "requestId", "stackTrace"}
-    assert payload["errorType"] == "NoSuchBucket"
-    assert "NoSuchBucket" in payload["errorMessage"]
+    assert payload["errorType"] == "EndpointConnectionError"
+    assert "Could not connect" in payload["errorMessage"]
 
 
 def test_invoke_reads_settings_from_the_env_file(cli_env, s3, bucket, tmp_path):

@@ -172,13 +172,14 @@ def test_tmp_file_is_removed_after_success(load_handler, context_factory, bucket
     assert list(lambda_tmp.iterdir()) == []
 
 
-def test_missing_bucket_fails_fast_with_no_manifest_and_clean_tmp(load_handler, context_factory, lambda_tmp):
+def test_missing_bucket_is_a_fast_404_with_clean_tmp(load_handler, context_factory, lambda_tmp):
     module = load_handler(BUCKET_NAME="no-such-bucket-here", PREFIX="2026/04/")
     started = time.monotonic()
 
-    with pytest.raises(Exception, match="NoSuchBucket"):
-        module.handler({}, context_factory())
+    response = module.handler({}, context_factory())
 
+    assert response["statusCode"] == 404
+    assert "does not exist" in json.loads(response["body"])["error"]
     assert time.monotonic() - started < 10
     assert list(lambda_tmp.iterdir()) == []
 
@@ -229,7 +230,7 @@ def test_listing_failure_mid_scan_reaches_the_caller(
     module = load_handler(BUCKET_NAME=bucket, PREFIX="p/", QUEUE_MAX=2)
     real_lister = module.list_pdf_keys
 
-    async def lister_that_dies(s3_client: Any, bucket_name: str, prefix: str, queue: asyncio.Queue) -> None:
+    async def lister_that_dies(s3_client: Any, bucket_name: str, prefix: str, queue: asyncio.Queue, *_: Any) -> None:
         await queue.put("p/0.pdf")
         raise ConnectionResetError("listing connection reset")
 
@@ -237,7 +238,8 @@ def test_listing_failure_mid_scan_reaches_the_caller(
     monkeypatch.setattr(module, "list_pdf_keys", lister_that_dies)
 
     with pytest.raises(ConnectionResetError):
-        asyncio.run(asyncio.wait_for(module.build_manifest(bucket, "p/", "abc"), timeout=10))
+        request = module.ScanRequest(bucket=bucket, prefix="p/", source="test")
+        asyncio.run(asyncio.wait_for(module.build_manifest(request, "abc"), timeout=10))
 
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="manifests/")
     assert list(lambda_tmp.iterdir()) == []
