@@ -17,7 +17,6 @@ The only thing that differs between MinIO, moto and AWS is ``S3_ENDPOINT_URL``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -30,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import aioboto3
-import aiofiles
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from manifest_upload import MIN_PART_BYTES, ManifestUpload
 from scan_request import BadRequest, ScanRequest, parse_allowed_buckets, parse_event
 
 # ---------------------------------------------------------------------------
@@ -66,6 +65,17 @@ def _int_setting(name: str, default: int, minimum: int, maximum: int | None = No
     return value
 
 
+def _bool_setting(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 BUCKET_NAME = os.environ.get("BUCKET_NAME", "").strip() or "my-company-reports-bucket"
 PREFIX = os.environ.get("PREFIX", "2026/04/")
 URL_EXPIRY_SECONDS = _int_setting("URL_EXPIRY_SECONDS", 900, 1, MAX_PRESIGN_EXPIRY_SECONDS)
@@ -81,6 +91,11 @@ ALLOWED_BUCKETS = parse_allowed_buckets(os.environ.get("ALLOWED_BUCKETS", ""), B
 # Stop scanning when less than this is left before the Lambda timeout, so the
 # function fails cleanly instead of being killed mid-upload.
 DEADLINE_MARGIN_MS = _int_setting("DEADLINE_MARGIN_MS", 1500, 0)
+# The manifest streams to S3 in parts of this size (S3's minimum is 5 MiB), so
+# memory and /tmp hold at most two parts, however many PDFs there are.
+MANIFEST_PART_BYTES = _int_setting("MANIFEST_PART_BYTES", 8 * 1024 * 1024, MIN_PART_BYTES, 5 * 1024**3)
+# gzip the manifest (stored with Content-Encoding: gzip, still JSONL once decoded).
+MANIFEST_GZIP = _bool_setting("MANIFEST_GZIP", False)
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "pdf-manifest")
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "PdfManifest")
 LOG_LEVEL = os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO")
@@ -115,6 +130,7 @@ _SESSION = aioboto3.Session()
 
 # Put on the queue after the last key: tells the consumer the listing is done.
 _END_OF_LISTING = object()
+CONSUMER_BATCH = 1000
 
 
 # ---------------------------------------------------------------------------
@@ -218,20 +234,26 @@ def _no_deadline() -> int:
 async def build_manifest(
     request: ScanRequest, manifest_id: str, time_left_ms: Callable[[], int] = _no_deadline
 ) -> tuple[dict[str, Any], ScanStats]:
-    """List, presign, write, upload; the /tmp file is gone whatever happens."""
+    """List, presign, stream to S3; /tmp is left clean whatever happens."""
     tmp_path = TMP_DIR / f"manifest-{manifest_id}.jsonl"
-    manifest_key = f"{MANIFEST_PREFIX}{manifest_id}.jsonl"
+    manifest_key = f"{MANIFEST_PREFIX}{manifest_id}.jsonl" + (".gz" if MANIFEST_GZIP else "")
     stats = ScanStats()
-    try:
-        async with _s3_client(S3_ENDPOINT_URL) as s3, _s3_client(S3_PUBLIC_ENDPOINT_URL) as signer:
-            count = await scan_to_file(s3, signer, request, tmp_path, stats, time_left_ms)
-            _check_deadline(time_left_ms, f"{count} PDFs presigned, before the upload")
-            # Only a complete scan reaches this line: a failed one never uploads.
-            stats.manifest_bytes = await upload_manifest(s3, request.bucket, manifest_key, tmp_path)
-            manifest_url = await presign_get(signer, request.bucket, manifest_key)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+    async with _s3_client(S3_ENDPOINT_URL) as s3, _s3_client(S3_PUBLIC_ENDPOINT_URL) as signer:
+        upload = ManifestUpload(
+            s3,
+            request.bucket,
+            manifest_key,
+            tmp_path,
+            part_bytes=MANIFEST_PART_BYTES,
+            content_type=MANIFEST_CONTENT_TYPE,
+            gzip=MANIFEST_GZIP,
+        )
+        async with upload:  # aborts the upload and deletes part files on any failure
+            count = await scan_to_file(s3, signer, request, upload, stats, time_left_ms)
+            _check_deadline(time_left_ms, f"{count} PDFs presigned, before the upload completed")
+            # Only a complete scan reaches this line: a failed one never completes an upload.
+            stats.manifest_bytes = await upload.finish()
+        manifest_url = await presign_get(signer, request.bucket, manifest_key)
     return {"count": count, "manifest_key": manifest_key, "manifest_url": manifest_url}, stats
 
 
@@ -244,7 +266,12 @@ def _check_deadline(time_left_ms: Callable[[], int], progress: str) -> None:
 
 
 async def scan_to_file(
-    s3: Any, signer: Any, request: ScanRequest, path: Path, stats: ScanStats, time_left_ms: Callable[[], int]
+    s3: Any,
+    signer: Any,
+    request: ScanRequest,
+    upload: ManifestUpload,
+    stats: ScanStats,
+    time_left_ms: Callable[[], int],
 ) -> int:
     """Run producer and consumer together; the first failure stops both.
 
@@ -257,7 +284,7 @@ async def scan_to_file(
     else:
         produce = queue_named_pdfs(request.keys, queue, stats)
     producer = asyncio.create_task(produce, name="producer")
-    consumer = asyncio.create_task(write_presigned_lines(signer, request.bucket, queue, path), name="consumer")
+    consumer = asyncio.create_task(write_presigned_lines(signer, request.bucket, queue, upload), name="consumer")
     done, pending = await asyncio.wait({producer, consumer}, return_when=asyncio.FIRST_EXCEPTION)
     for task in pending:
         task.cancel()
@@ -304,15 +331,27 @@ async def queue_named_pdfs(keys: tuple[str, ...], queue: asyncio.Queue[Any], sta
     await queue.put(_END_OF_LISTING)
 
 
-async def write_presigned_lines(signer: Any, bucket: str, queue: asyncio.Queue[Any], path: Path) -> int:
-    """Consumer: presign each key and append ``{"key", "url"}`` as one JSON line."""
+async def write_presigned_lines(signer: Any, bucket: str, queue: asyncio.Queue[Any], upload: ManifestUpload) -> int:
+    """Consumer: presign each key and append ``{"key", "url"}`` as one JSON line.
+
+    It takes whatever the queue holds (up to a batch) at each wake-up, so file
+    writes and task switches are paid per batch, not per key.
+    """
     count = 0
-    async with aiofiles.open(path, "w", encoding="utf-8") as out:
-        while (key := await queue.get()) is not _END_OF_LISTING:
-            url = await presign_get(signer, bucket, key)
-            await out.write(json.dumps({"key": key, "url": url}, ensure_ascii=False) + "\n")
-            count += 1
-    return count
+    while True:
+        batch = [await queue.get()]
+        while len(batch) < CONSUMER_BATCH and not queue.empty():
+            batch.append(queue.get_nowait())
+        finished = batch[-1] is _END_OF_LISTING
+        keys = batch[:-1] if finished else batch
+        lines = [
+            json.dumps({"key": key, "url": await presign_get(signer, bucket, key)}, ensure_ascii=False) + "\n"
+            for key in keys
+        ]
+        await upload.write("".join(lines))
+        count += len(keys)
+        if finished:
+            return count
 
 
 async def presign_get(signer: Any, bucket: str, key: str) -> str:
@@ -322,12 +361,6 @@ async def presign_get(signer: Any, bucket: str, key: str) -> str:
 
 
 # ---------------------------------------------------------------------------
-# 4. Upload: the JSONL file becomes manifests/<id>.jsonl.
+# 4. Upload: ManifestUpload (manifest_upload.py) streams the lines through /tmp
+#    to manifests/<id>.jsonl, in parts once it outgrows MANIFEST_PART_BYTES.
 # ---------------------------------------------------------------------------
-
-
-async def upload_manifest(s3: Any, bucket: str, key: str, path: Path) -> int:
-    async with aiofiles.open(path, "rb") as manifest:
-        body = await manifest.read()
-    await s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=MANIFEST_CONTENT_TYPE)
-    return len(body)
