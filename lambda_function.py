@@ -108,14 +108,19 @@ MANIFEST_CONTENT_TYPE = "application/x-ndjson"
 
 # botocore presigns S3 with SigV2 unless told otherwise; SigV4 is what AWS
 # accepts everywhere today. Path-style addressing is what MinIO and moto expect.
-# Timeouts and standard retries keep a dead endpoint from eating the whole
-# Lambda timeout.
+# Explicit timeouts and retries keep a dead or stalled endpoint from eating the
+# whole Lambda timeout.
+S3_CONNECT_TIMEOUT_SECONDS = _int_setting("S3_CONNECT_TIMEOUT_SECONDS", 5, 1, 60)
+S3_READ_TIMEOUT_SECONDS = _int_setting("S3_READ_TIMEOUT_SECONDS", 30, 1, 900)
+S3_MAX_ATTEMPTS = _int_setting("S3_MAX_ATTEMPTS", 5, 1, 10)
 S3_CONFIG = Config(
     signature_version="s3v4",
     s3={"addressing_style": "path"} if S3_ENDPOINT_URL else {},
-    connect_timeout=5,
-    read_timeout=30,
-    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
+    read_timeout=S3_READ_TIMEOUT_SECONDS,
+    # "standard" retries throttling, 5xx and connection errors with jittered
+    # backoff; what still fails after S3_MAX_ATTEMPTS raises, for Lambda to retry.
+    retries={"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS},
 )
 
 # Powertools: JSON log lines carrying the request id and cold-start flag, and
