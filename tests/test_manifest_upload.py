@@ -91,18 +91,21 @@ def test_failure_mid_stream_aborts_and_leaves_nothing(s3_endpoint, s3, bucket, t
     async def go() -> None:
         session = aioboto3.Session()
         config = Config(signature_version="s3v4", s3={"addressing_style": "path"})
-        async with session.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", config=config) as s3c:
-            async with ManifestUpload(
+        client = session.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", config=config)
+        async with (
+            client as s3c,
+            ManifestUpload(
                 s3c,
                 bucket,
                 "manifests/d.jsonl",
                 tmp_path / "m.jsonl",
                 content_type="application/x-ndjson",
                 part_bytes=small_parts,
-            ) as upload:
-                for chunk in lines(1000):
-                    await upload.write(chunk)
-                raise RuntimeError("scan failed half way")
+            ) as upload,
+        ):
+            for chunk in lines(1000):
+                await upload.write(chunk)
+            raise RuntimeError("scan failed half way")
 
     with pytest.raises(RuntimeError, match="half way"):
         asyncio.run(go())
