@@ -62,6 +62,7 @@ class Section:
     start: int
     end: int
     parts: list[Part]
+    detail: str = ""  # the banner's continuation lines
 
 
 # ---------------------------------------------------------------------------
@@ -172,7 +173,10 @@ def split_source(text: str) -> tuple[Part | None, list[Section]]:
                 parts.append(Part([node.name], kind, d_start, d_end, ast.get_docstring(node)))  # type: ignore[arg-type]
             else:
                 group.append((s, e, node))
-        sections.append(Section(number, title, section_key(title), b_first, s_end, parts))
+        detail = " ".join(
+            line.lstrip("#").strip() for line in lines[b_first + 1 : b_last - 1] if line.lstrip("#").strip()
+        )
+        sections.append(Section(number, title, section_key(title), b_first, s_end, parts, detail))
     return preamble, sections
 
 
@@ -226,6 +230,8 @@ def render_walkthrough(text: str, notes: dict[str, str], used: set[str]) -> str:
     for section in sections:
         heading = f"{section.number}. {section.title}" if section.number else section.title
         out.append(f'<h3 id="walk-{section.key}">{html.escape(heading)}</h3>')
+        if section.detail:
+            out.append(f'<p class="banner">{html.escape(section.detail)}</p>')
         out.append(note_for([f"section:{section.key}"]) or "")
         for part in section.parts:
             anchor = re.sub(r"[^a-z0-9]+", "-", part.names[0].lower()).strip("-") if part.names else "part"

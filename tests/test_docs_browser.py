@@ -1,0 +1,278 @@
+"""The study site in a real browser: Debian's headless Chromium, driven by Selenium.
+
+Loads docs/index.html straight from disk, logs every network request the page
+makes and fails on anything that is not file:// or data:, collects console
+errors, and saves screenshots to test-artifacts/docs/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_docs import SECTIONS
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+if CHROMIUM is None or CHROMEDRIVER is None:
+    pytest.skip("chromium / chromedriver not installed (make docs-deps)", allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+DOCS = ROOT / "docs"
+INDEX = (DOCS / "index.html").as_uri()
+VIEWER = (DOCS / "viewer.html").as_uri()
+ARTIFACTS = ROOT / "test-artifacts" / "docs"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+]
+VISIBLE_SECTIONS = "return Array.from(document.querySelectorAll('main > section')).filter(s => s.offsetParent).length"
+IMAGES = (
+    "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight])"
+)
+LINKS = "return Array.from(document.querySelectorAll('a[href]')).map(a => [a.getAttribute('href'), a.href])"
+GRAPH_WIDTH = "return document.getElementById('graph').naturalWidth"
+
+
+class Browser:
+    """A Chrome session plus the network and console records it produced."""
+
+    def __init__(self, driver: webdriver.Chrome) -> None:
+        self.driver = driver
+        self.requests: list[str] = []
+        self.console: list[dict[str, Any]] = []
+
+    def drain_logs(self) -> None:
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message["method"] == "Network.requestWillBeSent":
+                # Only what our pages ask for; the browser's own start page is not under test.
+                if message["params"].get("documentURL", "").startswith(("file://", "data:")):
+                    self.requests.append(message["params"]["request"]["url"])
+            elif message["method"] == "Network.webSocketCreated":
+                self.requests.append(message["params"]["url"])
+        self.console.extend(e for e in self.driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING"))
+
+    def assert_clean(self) -> None:
+        self.drain_logs()
+        outside = [url for url in self.requests if not url.startswith(("file://", "data:"))]
+        assert outside == [], f"the page tried to reach the network: {outside}"
+        errors = [e["message"] for e in self.console if e["level"] == "SEVERE"]
+        assert errors == [], f"console errors: {errors}"
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+    def active_section(self) -> str:
+        return self.js("var s = document.querySelector('main > section.active'); return s ? s.id : null;")
+
+    def wait_for_section(self, section: str) -> None:
+        WebDriverWait(self.driver, 5).until(lambda _d: self.active_section() == section)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM  # type: ignore[assignment]
+    for flag in FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="docs-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument("--window-size=1280,900")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    # Anything off the machine is blocked as well as logged: a test run never leaks a request.
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*", "wss://*"]})
+    session = Browser(driver)
+    driver.get("about:blank")
+    session.drain_logs()
+    session.requests.clear()
+    session.console.clear()
+    try:
+        yield session
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Browser]:
+    browser.driver.set_window_size(1280, 900)
+    browser.driver.get(INDEX)
+    browser.wait_for_section("overview")
+    yield browser
+    browser.assert_clean()
+
+
+def test_every_section_is_reachable_from_the_sidebar_and_has_content(page: Browser):
+    driver = page.driver
+    for section in SECTIONS:
+        driver.find_element(By.CSS_SELECTOR, f"nav#toc a[href='#{section}']").click()
+        page.wait_for_section(section)
+
+        assert driver.current_url.endswith(f"#{section}")
+        element = driver.find_element(By.ID, section)
+        assert element.is_displayed()
+        visible = page.js(
+            "return Array.from(document.querySelectorAll('main > section')).filter(s => s.offsetParent).length"
+        )
+        assert visible == 1
+        assert len(element.text) > 1200, f"{section} has too little text"
+        current = driver.find_element(By.CSS_SELECTOR, "nav#toc a[aria-current='page']")
+        assert current.get_attribute("href").endswith(f"#{section}")
+        page.shot(f"section-{section}")
+
+
+def test_every_section_opens_by_hash_and_the_back_button_works(browser: Browser):
+    driver = browser.driver
+    driver.set_window_size(1280, 900)
+    for section in SECTIONS:
+        driver.get(f"{INDEX}#{section}")
+        browser.wait_for_section(section)
+    driver.back()
+    browser.wait_for_section(SECTIONS[-2])
+    driver.back()
+    browser.wait_for_section(SECTIONS[-3])
+    driver.forward()
+    browser.wait_for_section(SECTIONS[-2])
+    driver.get(f"{INDEX}#walk-the-handler")
+    browser.wait_for_section("repository")
+    browser.assert_clean()
+
+
+def test_every_image_and_graph_loads(page: Browser):
+    page.js("return Promise.all(Array.from(document.images).map(i => i.decode().catch(() => null)))")
+    images = page.js(IMAGES)
+
+    assert len(images) >= 14
+    broken = [src for src, complete, width, height in images if not (complete and width > 0 and height > 0)]
+    assert broken == []
+
+
+def test_every_internal_link_resolves(page: Browser):
+    links = page.js(
+        "return Array.from(document.querySelectorAll('a[href]')).map(a => [a.getAttribute('href'), a.href])"
+    )
+    ids = set(page.js("return Array.from(document.querySelectorAll('[id]')).map(e => e.id)"))
+    assert len(links) > 60
+    for raw, resolved in links:
+        assert resolved.startswith("file://"), f"link leaves the machine: {raw}"
+        if raw.startswith("#"):
+            assert raw[1:] in ids, f"dangling link {raw}"
+        else:
+            path = Path(resolved.split("#")[0].split("?")[0].removeprefix("file://"))
+            assert path.is_file(), f"missing target for {raw}"
+
+
+def test_keyboard_navigation(page: Browser):
+    driver = page.driver
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.send_keys("n")
+    page.wait_for_section("mental-model")
+    body.send_keys(Keys.ARROW_RIGHT)
+    page.wait_for_section("limits")
+    body.send_keys("p")
+    page.wait_for_section("mental-model")
+
+    # Tab reaches the sidebar links, Enter follows them.
+    driver.find_element(By.CSS_SELECTOR, "nav#toc a[href='#cost']").send_keys(Keys.ENTER)
+    page.wait_for_section("cost")
+    assert page.js("return document.activeElement.id") == "content"
+
+
+def test_narrow_screen_menu(page: Browser):
+    driver = page.driver
+    driver.set_window_size(390, 844)
+    driver.get(f"{INDEX}#limits")
+    page.wait_for_section("limits")
+    toggle = driver.find_element(By.ID, "menu-toggle")
+    nav_link = driver.find_element(By.CSS_SELECTOR, "nav#toc a[href='#iam']")
+
+    assert toggle.is_displayed()
+    assert page.js("return document.documentElement.scrollWidth <= window.innerWidth")
+    page.shot("narrow-limits")
+    toggle.click()
+    WebDriverWait(driver, 3).until(lambda _d: nav_link.rect["x"] >= 0)
+    page.shot("narrow-menu-open")
+    nav_link.click()
+    page.wait_for_section("iam")
+    assert not page.js("return document.body.classList.contains('nav-open')")
+    page.shot("narrow-iam")
+
+
+def test_viewer_opens_a_graph_and_zooms_and_pans(browser: Browser):
+    driver = browser.driver
+    driver.set_window_size(1280, 900)
+    driver.get(f"{VIEWER}?src=graphs/system_overview.svg")
+    WebDriverWait(driver, 5).until(lambda _d: browser.js(GRAPH_WIDTH) > 0)
+    stage = driver.find_element(By.ID, "stage")
+    scale = float(stage.get_attribute("data-scale"))
+    browser.shot("viewer-fit")
+
+    stage.send_keys("+")
+    zoomed = float(stage.get_attribute("data-scale"))
+    assert zoomed > scale
+
+    ActionChains(driver).scroll_from_origin(ScrollOrigin.from_element(stage), 0, -300).perform()
+    WebDriverWait(driver, 3).until(lambda _d: float(stage.get_attribute("data-scale")) > zoomed)
+
+    x = float(stage.get_attribute("data-x"))
+    ActionChains(driver).move_to_element(stage).click_and_hold().move_by_offset(120, 40).release().perform()
+    assert float(stage.get_attribute("data-x")) == pytest.approx(x + 120, abs=2)
+
+    stage.send_keys(Keys.ARROW_LEFT)
+    assert float(stage.get_attribute("data-x")) == pytest.approx(x + 180, abs=2)
+    browser.shot("viewer-zoomed")
+
+    stage.send_keys("0")
+    assert float(stage.get_attribute("data-scale")) == pytest.approx(scale, rel=0.01)
+    browser.assert_clean()
+
+
+def test_viewer_refuses_anything_but_a_local_graph(browser: Browser):
+    driver = browser.driver
+    driver.get(f"{VIEWER}?src=https://example.com/x.svg")
+    error = driver.find_element(By.ID, "error")
+
+    assert error.is_displayed() and "Not a graph" in error.text
+    browser.assert_clean()
+
+
+def test_every_graph_opens_in_the_viewer(browser: Browser):
+    driver = browser.driver
+    driver.set_window_size(1280, 900)
+    for svg in sorted((DOCS / "graphs").glob("*.svg")):
+        driver.get(f"{VIEWER}?src=graphs/{svg.name}")
+        WebDriverWait(driver, 5).until(
+            lambda _d: browser.js("return document.getElementById('graph').naturalWidth") > 0
+        )
+    browser.assert_clean()
