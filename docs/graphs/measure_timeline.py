@@ -180,7 +180,10 @@ def timeline_dot(data: dict[str, Any]) -> str:
             f'fillcolor="#1f4d2a", color="#40c057", tooltip="handler {_ms(run["duration_ms"])}"];'
         )
         x += width
-        summary = f"init {_ms(run.get('init_ms'))} + handler {_ms(run['duration_ms'])}"
+        if run.get("init_ms") is not None:
+            summary = f"init {_ms(run['init_ms'])} + handler {_ms(run['duration_ms'])}"
+        else:
+            summary = f"handler {_ms(run['duration_ms'])} (no init: module already loaded)"
         if run.get("billed_ms") is not None:
             summary += f" · billed {_ms(run['billed_ms'])}"
         lines.append(
