@@ -1,117 +1,253 @@
-"""Run the Lambda handler locally, once, the way the Lambda service would call it.
+"""Run the Lambda handler locally the way the Lambda service runs it, with no Docker.
 
-The event comes from a file (or stdin), the context carries the real Lambda
-attributes, the handler's return value goes to stdout as JSON and everything
-else goes to stderr, so ``python invoke.py | jq`` works.
+    python invoke.py [--event FILE|NAME|-] [--repeat N] [--timeout S] ...   invoke, print the result
+    python invoke.py serve [--port 0]                                       Lambda's Invoke API on loopback
+
+Each execution environment is a separate Python process that gets Lambda's
+reserved variables before the handler module is imported, so configuration
+read at import time behaves as on Lambda; see local_runtime/ for the pieces.
+The handler's result (or Lambda's error payload) goes to stdout as JSON and
+every log line (START/END/REPORT and the handler's own) to stderr, so
+``python invoke.py | jq`` works.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
+import signal
+import statistics
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
-from local_runtime.context import make_context
+from local_runtime.config import DEFAULT_TIMEOUT_S, ConfigurationError, FunctionConfig, load_env_vars_file
+from local_runtime.environment import Invocation
+from local_runtime.events import load_event
+from local_runtime.pool import EnvironmentPool
 
 DEFAULT_FUNCTION_NAME = "pdf-manifest"
+EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def _function_options() -> argparse.ArgumentParser:
+    """Options that describe the function's configuration, shared by run and serve."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("function configuration")
+    group.add_argument("--handler", default="lambda_function.handler", help="module.function (default: %(default)s)")
+    group.add_argument(
+        "--function-name",
+        default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", DEFAULT_FUNCTION_NAME),
+        help="function name (default: %(default)s)",
+    )
+    group.add_argument("--memory", type=int, default=512, help="memory size in MB, 128-10240 (default: %(default)s)")
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds before the environment is killed, as Lambda does (default: %(default)s, Lambda's default)",
+    )
+    group.add_argument(
+        "--region", help="AWS_REGION of the function (default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1)"
+    )
+    group.add_argument(
+        "--env-file",
+        default=".env",
+        help="dotenv file; never overrides the process environment (default: %(default)s; missing is fine)",
+    )
+    group.add_argument(
+        "--env-vars",
+        metavar="JSON",
+        help='function variables in SAM\'s shape: {"Parameters": {...}} and/or {"<FunctionName>": {...}}',
+    )
+    group.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="Lambda's LogFormat setting (default: text)"
+    )
+    group.add_argument(
+        "--tmp",
+        choices=("per-env", "shared"),
+        default="per-env",
+        help="per-env: each execution environment gets its own /tmp (TMPDIR), kept while warm; "
+        "shared: the host's temp dir (default: %(default)s)",
+    )
+    group.add_argument(
+        "--clean-env",
+        action="store_true",
+        help="start environments from an empty environment (plus AWS credentials and PATH), as on Lambda",
+    )
+    return parser
+
+
+def parse_run_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Invoke lambda_function.handler locally with a Lambda-shaped event and context.",
-        epilog="Exit status: 0 on success, 1 when the function raised, 2 on bad input.",
+        prog="invoke.py",
+        parents=[_function_options()],
+        description="Invoke the handler locally, the way the Lambda service would. "
+        "Run 'invoke.py serve --help' for the Invoke API server.",
+        epilog="Exit status: 0 on success, 1 when the function failed (error, timeout, crash), 2 on bad input.",
     )
     parser.add_argument(
         "--event",
         "-e",
         metavar="FILE",
-        help="JSON event file, or '-' for stdin (default: the empty event {})",
-    )
-    parser.add_argument("--handler", default="lambda_function.handler", help="module.function (default: %(default)s)")
-    parser.add_argument(
-        "--function-name",
-        default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", DEFAULT_FUNCTION_NAME),
-        help="function name used in the context (default: %(default)s)",
+        help="JSON event file, a sample name from events/ (e.g. s3-object-created), or '-' for stdin (default: {})",
     )
     parser.add_argument(
-        "--memory", type=int, default=512, help="memory size in MB reported to the handler (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=3.0,
-        help="seconds reported by get_remaining_time_in_millis (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--env-file",
-        default=".env",
-        help="dotenv file loaded before the handler is imported (default: %(default)s; missing is fine)",
+        "--repeat",
+        "-n",
+        type=int,
+        default=1,
+        metavar="N",
+        help="invoke N times in one execution environment: one cold start, then warm ones (default: 1)",
     )
     return parser.parse_args(argv)
 
 
-def load_event(source: str | None) -> Any:
-    if source is None:
-        return {}
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    return json.loads(text)
+def parse_serve_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="invoke.py serve",
+        parents=[_function_options()],
+        description="Serve Lambda's Invoke API (POST /2015-03-31/functions/<name>/invocations) on loopback "
+        "for aws lambda invoke --endpoint-url and boto3.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=9009, help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=10,
+        help="environments allowed at once; more concurrent requests get 429 (default: %(default)s)",
+    )
+    return parser.parse_args(argv)
 
 
-def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
-    """The body Lambda returns for an unhandled exception."""
-    frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop this runner's own frame
-    return {
-        "errorMessage": str(exc),
-        "errorType": type(exc).__name__,
-        "requestId": request_id,
-        "stackTrace": traceback.format_list(frames),
-    }
+def build_config(args: argparse.Namespace) -> FunctionConfig:
+    """Turn options, .env and --env-vars into a function configuration (ConfigurationError if invalid)."""
+    from dotenv import dotenv_values  # local-only: real Lambda gets its variables from the configuration
+
+    dotenv = {k: v for k, v in dotenv_values(args.env_file).items() if v is not None} if args.env_file else {}
+    user_env = {k: v for k, v in dotenv.items() if args.clean_env or k not in os.environ}
+    if args.env_vars:
+        user_env.update(load_env_vars_file(args.env_vars, args.function_name))
+    region = (
+        args.region
+        or os.environ.get("AWS_REGION")
+        or user_env.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or user_env.get("AWS_DEFAULT_REGION")
+        or "us-east-1"
+    )
+    return FunctionConfig(
+        name=args.function_name,
+        handler=args.handler,
+        memory_mb=args.memory,
+        timeout_s=args.timeout,
+        region=region,
+        task_root=Path(__file__).resolve().parent,
+        env=user_env,
+        log_format=args.log_format,
+        tmp_per_environment=args.tmp == "per-env",
+        clean_env=args.clean_env,
+    )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def print_result(invocation: Invocation) -> None:
+    try:
+        body: Any = json.loads(invocation.payload)
+    except ValueError:
+        sys.stdout.write(invocation.payload.decode("utf-8", "replace") + "\n")
+    else:
+        print(json.dumps(body, indent=2))
+    sys.stdout.flush()
+
+
+def summarise(invocations: list[Invocation]) -> str:
+    """The cold-versus-warm comparison --repeat exists to show."""
+    lines = [f"{len(invocations)} invocations:"]
+    for number, inv in enumerate(invocations, 1):
+        kind = "cold" if inv.cold_start else "warm"
+        init = f"  init {inv.report.init_duration_ms:8.2f} ms" if inv.cold_start else " " * 19
+        lines.append(
+            f"  #{number:<3} {kind}{init}  duration {inv.report.duration_ms:8.2f} ms"
+            f"  billed {inv.report.billed_duration_ms:6d} ms  {inv.report.status}"
+        )
+    warm = [inv.report.duration_ms for inv in invocations if not inv.cold_start]
+    cold = [inv for inv in invocations if inv.cold_start]
+    if warm and cold:
+        cold_total = statistics.mean((c.report.init_duration_ms or 0) + c.report.duration_ms for c in cold)
+        lines.append(
+            f"  cold start costs {cold_total:.2f} ms (init + duration); warm median {statistics.median(warm):.2f} ms"
+        )
+    return "\n".join(lines)
+
+
+def run(argv: list[str]) -> int:
+    args = parse_run_args(argv)
+    if args.repeat < 1:
+        print("invoke.py: --repeat must be 1 or more", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         event = load_event(args.event)
     except (OSError, json.JSONDecodeError) as exc:
         print(f"invoke.py: cannot read event {args.event!r}: {exc}", file=sys.stderr)
-        return 2
-
-    # The handler's own stdout (log lines, EMF metrics) is its log stream, as in
-    # Lambda: send it to stderr and keep the real stdout for the result alone.
-    result_out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
-    sys.stdout.flush()
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-
-    from dotenv import load_dotenv  # local-only: real Lambda gets its environment from the config
-
-    load_dotenv(args.env_file, override=False)
-    region = os.environ.setdefault("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-    module_name, _, function_name = args.handler.rpartition(".")
+        return EXIT_BAD_INPUT
     try:
-        handler = getattr(importlib.import_module(module_name), function_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is reported, Lambda-style
-        print(f"invoke.py: cannot load handler {args.handler!r}: {exc}", file=sys.stderr)
-        return 2
+        config = build_config(args)
+    except ConfigurationError as exc:
+        print(f"invoke.py: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    payload = json.dumps(event).encode("utf-8")
+    invocations: list[Invocation] = []
+    with EnvironmentPool(config, max_environments=1) as pool:
+        for _ in range(args.repeat):
+            invocation = pool.invoke(payload)
+            invocations.append(invocation)
+            print_result(invocation)
+    if args.repeat > 1:
+        print(summarise(invocations), file=sys.stderr)
+    return EXIT_FUNCTION_ERROR if any(inv.function_error for inv in invocations) else EXIT_OK
 
-    context = make_context(
-        function_name=args.function_name,
-        memory_mb=args.memory,
-        timeout_s=args.timeout,
-        region=region,
-        log_stream_name="local",
+
+def serve(argv: list[str]) -> int:
+    from local_runtime.api_server import InvokeApi
+
+    args = parse_serve_args(argv)
+    try:
+        config = build_config(args)
+    except ConfigurationError as exc:
+        print(f"invoke.py serve: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    pools = {config.name: EnvironmentPool(config, max_environments=max(1, args.max_concurrency))}
+    try:
+        server = InvokeApi(pools, args.host, args.port)
+    except OSError as exc:
+        print(f"invoke.py serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    print(f"Invoke API for function {config.name!r} on {server.url}", flush=True)
+    print(
+        f"  aws lambda invoke --endpoint-url {server.url} --function-name {config.name} "
+        "--cli-binary-format raw-in-base64-out --payload '{}' out.json",
+        file=sys.stderr,
+        flush=True,
     )
     try:
-        result = handler(event, context)
-    except Exception as exc:  # noqa: BLE001 - the runner reports what Lambda would
-        print(json.dumps(error_payload(exc, context.aws_request_id), indent=2), file=result_out, flush=True)
-        return 1
-    print(json.dumps(result, indent=2), file=result_out, flush=True)
-    return 0
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        for pool in pools.values():
+            pool.close()
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        return serve(argv[1:])
+    return run(argv)
 
 
 if __name__ == "__main__":

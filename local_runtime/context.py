@@ -14,6 +14,42 @@ class CognitoIdentity:
     cognito_identity_pool_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Client:
+    """``context.client_context.client``: the mobile SDK's app description."""
+
+    installation_id: str | None = None
+    app_title: str | None = None
+    app_version_name: str | None = None
+    app_version_code: str | None = None
+    app_package_name: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientContext:
+    """``context.client_context``, built from the base64 ``X-Amz-Client-Context`` JSON."""
+
+    client: Client | None = None
+    custom: Any = None
+    env: Any = None
+
+
+def client_context_from_json(data: Any) -> ClientContext | None:
+    """Mirror awslambdaric: ``None`` without a client context, an object with three attributes otherwise."""
+    if not data:
+        return None
+    client = data.get("client")
+    known = {name: client.get(name) for name in Client.__dataclass_fields__} if isinstance(client, dict) else None
+    return ClientContext(
+        client=Client(**known) if known is not None else None, custom=data.get("custom"), env=data.get("env")
+    )
+
+
+def identity_from_json(data: Any) -> CognitoIdentity:
+    data = data or {}
+    return CognitoIdentity(data.get("cognitoIdentityId"), data.get("cognitoIdentityPoolId"))
+
+
 @dataclass
 class LambdaContext:
     """Mirrors ``awslambdaric``'s context: same names, same types.

@@ -138,7 +138,9 @@ def test_invoke_bad_event_file_is_a_one_line_error(cli_env, tmp_path):
 
 
 def test_invoke_reports_an_unhandled_error_in_lambdas_shape(cli_env):
-    done = run("invoke.py", "--env-file", os.devnull, env={**cli_env, "S3_ENDPOINT_URL": "http://127.0.0.1:9"})
+    # One attempt: retries against a dead port would outlast Lambda's 3 s default timeout, which is enforced.
+    unreachable = {**cli_env, "S3_ENDPOINT_URL": "http://127.0.0.1:9", "S3_MAX_ATTEMPTS": "1"}
+    done = run("invoke.py", "--env-file", os.devnull, env=unreachable)
 
     assert done.returncode == 1
     payload: dict[str, Any] = json.loads(done.stdout)

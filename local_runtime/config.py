@@ -1,0 +1,153 @@
+"""What the Lambda service knows about a function, and the environment it derives from it.
+
+Real Lambda builds a function's process environment from two sources: the
+variables you configured, and the reserved ones it sets itself (and which you
+cannot override). Keeping that derivation in one place lets the CLI, the
+Invoke API and the tests agree on exactly what a handler sees at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIN_TIMEOUT_S = 0.1  # real Lambda's minimum is 1 s; fractions keep local tests fast
+MAX_TIMEOUT_S = 900.0
+DEFAULT_TIMEOUT_S = 3.0  # Lambda's default timeout
+MIN_MEMORY_MB = 128
+MAX_MEMORY_MB = 10_240
+INIT_TIMEOUT_S = 10.0  # on-demand init phase limit
+ACCOUNT_ID = "123456789012"
+
+# Variables a real execution environment never inherits from anywhere; with
+# ``clean_env`` only these host variables survive (credentials and what the
+# interpreter needs to start).
+_PASS_THROUGH = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "VIRTUAL_ENV",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
+
+
+class ConfigurationError(ValueError):
+    """A runner option or environment file the service would reject."""
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """The subset of a function's configuration the runner reproduces."""
+
+    name: str = "pdf-manifest"
+    handler: str = "lambda_function.handler"
+    memory_mb: int = 512
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    region: str = "us-east-1"
+    task_root: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent)
+    env: dict[str, str] = field(default_factory=dict)
+    log_format: str = "text"  # "text" or "json", as the LoggingConfig.LogFormat setting
+    tmp_per_environment: bool = True
+    clean_env: bool = False
+    python_version: str = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+    def __post_init__(self) -> None:
+        if not MIN_TIMEOUT_S <= self.timeout_s <= MAX_TIMEOUT_S:
+            raise ConfigurationError(f"timeout must be between 1 and 900 seconds, got {self.timeout_s:g}")
+        if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:
+            raise ConfigurationError(f"memory must be between 128 and 10240 MB, got {self.memory_mb}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigurationError(f"log format must be text or json, got {self.log_format!r}")
+        if "." not in self.handler:
+            raise ConfigurationError(f"handler must look like module.function, got {self.handler!r}")
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{self.name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.name}"
+
+
+def new_log_stream_name(now: float | None = None) -> str:
+    """``YYYY/MM/DD/[$LATEST]<32 hex>``: one stream per execution environment."""
+    day = time.strftime("%Y/%m/%d", time.gmtime(now if now is not None else time.time()))
+    return f"{day}/[$LATEST]{secrets.token_hex(16)}"
+
+
+def reserved_environment(config: FunctionConfig, log_stream_name: str, tmp_dir: str | None) -> dict[str, str]:
+    """The variables Lambda sets itself; they win over anything configured."""
+    reserved = {
+        "_HANDLER": config.handler,
+        "AWS_REGION": config.region,
+        "AWS_DEFAULT_REGION": config.region,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{config.python_version}",
+        "AWS_LAMBDA_FUNCTION_NAME": config.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group_name,
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name,
+        "LAMBDA_TASK_ROOT": str(config.task_root),
+        "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
+        "TZ": ":UTC",
+    }
+    if config.log_format == "json":
+        reserved["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        reserved["AWS_LAMBDA_LOG_LEVEL"] = "INFO"
+    if tmp_dir is not None:
+        reserved["TMPDIR"] = tmp_dir
+    return reserved
+
+
+def process_environment(
+    config: FunctionConfig, log_stream_name: str, tmp_dir: str | None, host: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Host (or a clean slate), then the function's variables, then the reserved ones."""
+    host = dict(os.environ if host is None else host)
+    base = {k: v for k, v in host.items() if k in _PASS_THROUGH} if config.clean_env else host
+    for stale in ("AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL"):
+        base.pop(stale, None)
+    return {**base, **config.env, **reserved_environment(config, log_stream_name, tmp_dir)}
+
+
+def _as_env_value(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise ConfigurationError(f"environment variable {name} must be a string, number or boolean")
+
+
+def load_env_vars_file(path: str | Path, function_name: str) -> dict[str, str]:
+    """Read SAM's ``--env-vars`` JSON: ``{"Parameters": {...}}`` and/or ``{"<FunctionName>": {...}}``.
+
+    As in SAM, the function's own section overrides ``Parameters``. A flat
+    ``{"NAME": "value"}`` file is accepted too, because that is what people
+    write first.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"cannot read env vars file {str(path)!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"env vars file {str(path)!r} must hold a JSON object")
+    sections = [v for k, v in data.items() if k in ("Parameters", function_name)]
+    if not sections and all(not isinstance(v, dict) for v in data.values()):
+        sections = [data]
+    merged: dict[str, str] = {}
+    for section in sorted(sections, key=lambda s: s is not data.get("Parameters")):
+        if not isinstance(section, dict):
+            raise ConfigurationError(f"env vars file {str(path)!r}: sections must be JSON objects")
+        merged.update({name: _as_env_value(name, value) for name, value in section.items()})
+    return merged

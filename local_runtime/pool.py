@@ -1,0 +1,81 @@
+"""Environments for one function, scaled the way Lambda scales them.
+
+An environment serves one invocation at a time. A request that finds every
+environment busy gets a new one (a cold start); a finished environment waits
+warm for the next request. A timeout or crash discards the environment, so the
+request after it is cold again.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from local_runtime.config import FunctionConfig
+from local_runtime.environment import ExecutionEnvironment, Invocation, LogSink, stderr_sink
+
+
+class TooManyRequestsError(RuntimeError):
+    """Every allowed environment is busy: Lambda's throttle (HTTP 429)."""
+
+
+class EnvironmentPool:
+    def __init__(self, config: FunctionConfig, log_sink: LogSink = stderr_sink, max_environments: int = 10) -> None:
+        self.config = config
+        self.max_environments = max_environments
+        self._sink = log_sink
+        self._lock = threading.Lock()
+        self._idle: list[ExecutionEnvironment] = []
+        self._busy: set[ExecutionEnvironment] = set()
+        self._closed = False
+
+    def _acquire(self) -> ExecutionEnvironment:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("pool is closed")
+            while self._idle:
+                env = self._idle.pop()  # most recently used first: the warmest
+                if env.alive:
+                    self._busy.add(env)
+                    return env
+                env.shutdown()
+            if len(self._busy) >= self.max_environments:
+                raise TooManyRequestsError("Rate Exceeded.")
+            env = ExecutionEnvironment(self.config, self._sink)
+            self._busy.add(env)
+            return env
+
+    def _release(self, env: ExecutionEnvironment) -> None:
+        with self._lock:
+            self._busy.discard(env)
+            if env.alive and not self._closed:
+                self._idle.append(env)
+                return
+        env.shutdown()
+
+    def invoke(self, payload: bytes | str = b"{}", **kwargs: Any) -> Invocation:
+        """One invocation on a warm environment if one is free, on a new one otherwise."""
+        env = self._acquire()
+        try:
+            return env.invoke(payload, **kwargs)
+        finally:
+            self._release(env)
+
+    @property
+    def environment_count(self) -> int:
+        with self._lock:
+            return len(self._idle) + len(self._busy)
+
+    def close(self) -> None:
+        """Shut every environment down (busy ones end when their invocation returns)."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for env in idle:
+            env.shutdown()
+
+    def __enter__(self) -> EnvironmentPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
