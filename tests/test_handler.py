@@ -201,17 +201,18 @@ def test_presign_failure_stops_the_producer_and_uploads_nothing(
     for i in range(3000):
         moto_backend.put_object(bucket, f"p/{i}.pdf", b"%PDF-")
     module = load_handler(BUCKET_NAME=bucket, PREFIX="p/", QUEUE_MAX=1)
-    calls = 0
+    real = module.PRESIGNER
 
-    async def failing_presign(signer: Any, bucket_name: str, key: str) -> str:
-        nonlocal calls
-        calls += 1
-        if calls == 5:
-            raise RuntimeError("signing broke")
-        await asyncio.sleep(0)
-        return "http://example.invalid/"
+    class BreaksOnFifthBatch:
+        calls = 0
 
-    monkeypatch.setattr(module, "presign_get", failing_presign)
+        def presign_many(self, *args: Any, **kwargs: Any) -> list[str]:
+            self.calls += 1
+            if self.calls == 5:
+                raise RuntimeError("signing broke")
+            return real.presign_many(*args, **kwargs)
+
+    monkeypatch.setattr(module, "PRESIGNER", BreaksOnFifthBatch())
     started = time.monotonic()
 
     with pytest.raises(RuntimeError, match="signing broke"):
@@ -267,3 +268,34 @@ def test_manifest_id_never_comes_from_an_unsafe_request_id(load_handler, request
 
     assert manifest_id != request_id
     assert module._SAFE_ID.match(manifest_id)
+
+
+def test_handler_urls_are_byte_identical_to_botocores(load_handler, context_factory, bucket, s3, s3_endpoint):
+    """The fast presigner, wired as the handler wires it, against botocore as the oracle."""
+    import datetime
+    from unittest import mock
+
+    import boto3
+    from botocore.config import Config
+
+    for key in AWKWARD_KEYS:
+        put(s3, bucket, key)
+    module = load_handler(BUCKET_NAME=bucket, PREFIX="2026/04/", URL_EXPIRY_SECONDS=1234)
+    body = invoke(module, context_factory())
+    oracle = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+
+    for line in [*manifest_lines(body), {"key": body["manifest_key"], "url": body["manifest_url"]}]:
+        signed_at = parse_qs(urlsplit(line["url"]).query)["X-Amz-Date"][0]
+        pinned = datetime.datetime.strptime(signed_at, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+        with mock.patch("botocore.auth.datetime") as clock:
+            clock.datetime.now.return_value = pinned
+            clock.datetime.utcnow.return_value = pinned.replace(tzinfo=None)
+            expected = oracle.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": line["key"]}, ExpiresIn=1234
+            )
+        assert line["url"] == expected, line["key"]
