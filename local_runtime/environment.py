@@ -140,13 +140,14 @@ class ExecutionEnvironment:
         threading.Thread(target=self._read_responses, args=(response_read,), daemon=True).start()
         message = self._next_message(time.monotonic() + INIT_TIMEOUT_S)
         init_ms = (time.perf_counter() - started) * 1000
+        if message is None:
+            self._kill()
+            self._await_log_flush()
+            return init_ms, _timeout_error("", INIT_TIMEOUT_S)
         self._await_log_flush()
-        if message is None or message.get("type") != "ready":
-            error = (message or {}).get("error") or self._exit_error("")
-            if message is None and self.alive:
-                error = _timeout_error("", INIT_TIMEOUT_S)
-            return init_ms, error
-        return init_ms, None
+        if message["type"] == "exit":
+            return init_ms, self._exit_error("")
+        return init_ms, message.get("error")  # None when ready
 
     def shutdown(self) -> None:
         """End the environment: EOF lets the runtime exit; a kill follows if it lingers."""
@@ -201,17 +202,21 @@ class ExecutionEnvironment:
         self._responses.put(None)
 
     def _next_message(self, deadline: float) -> dict[str, Any] | None:
-        """The runtime's next message, or None at the deadline or when the process died."""
+        """The runtime's next message; ``{"type": "exit"}`` if it died, None at the deadline."""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             self._sample_memory()  # sampled while it runs: a crash leaves no /proc entry to read after
             try:
-                return self._responses.get(timeout=min(remaining, 0.05))
+                message = self._responses.get(timeout=min(remaining, 0.05))
             except queue.Empty:
-                if not self.alive and self._responses.empty():
-                    return None
+                continue
+            if message is None:  # the response pipe closed: the process is exiting
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(timeout=2)  # type: ignore[union-attr]
+                return {"type": "exit"}
+            return message
 
     def _await_log_flush(self) -> None:
         self._capture.flushed.wait(timeout=2)
@@ -230,7 +235,12 @@ class ExecutionEnvironment:
 
     def _exit_error(self, request_id: str) -> dict[str, Any]:
         """Runtime.ExitError, phrased as the service phrases Go's exit status."""
-        code = self._process.wait() if self._process is not None else 0
+        assert self._process is not None
+        try:
+            code = self._process.wait(timeout=2)
+        except subprocess.TimeoutExpired:  # closed its pipes but lingers: end it as the service would
+            self._kill()
+            code = self._process.returncode
         status = (
             f"signal: {signal.Signals(-code).name.removeprefix('SIG').lower()}" if code < 0 else f"exit status {code}"
         )
@@ -279,19 +289,18 @@ class ExecutionEnvironment:
         self.invocations += 1
         memory = self._sample_memory()
         status, error, body = "success", None, b""
+        platform_failure = message is None or message["type"] == "exit"
         if message is None:
-            timed_out = self.alive
-            if timed_out:
-                self._kill()
-                self._await_log_flush()  # what it printed before the kill belongs before the timeout line
-                error = _timeout_error(request_id, self.config.timeout_s)
-                status = "timeout"
-                self._emit(f"{logs.iso_now()} {request_id} Task timed out after {self.config.timeout_s:.2f} seconds")
-            else:
-                self._await_log_flush()
-                error = self._exit_error(request_id)
-                status = "error"
-                self._emit(f"{error['errorMessage']}\nRuntime.ExitError")
+            self._kill()
+            self._await_log_flush()  # what it printed before the kill belongs before the timeout line
+            error = _timeout_error(request_id, self.config.timeout_s)
+            status = "timeout"
+            self._emit(f"{logs.iso_now()} {request_id} Task timed out after {self.config.timeout_s:.2f} seconds")
+        elif message["type"] == "exit":
+            self._await_log_flush()
+            error = self._exit_error(request_id)
+            status = "error"
+            self._emit(f"{error['errorMessage']}\nRuntime.ExitError")
         else:
             self._await_log_flush()
             if message["type"] == "result":
@@ -314,7 +323,7 @@ class ExecutionEnvironment:
             init_duration_ms=init_ms,
             status=status,
             error_type=error["errorType"] if error else None,
-            platform_failure=message is None,
+            platform_failure=platform_failure,
         )
         return self._finish(request_id, body, report)
 

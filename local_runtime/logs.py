@@ -33,11 +33,9 @@ class Report:
         """Rounded up to the next millisecond (per-ms billing since December 2020).
 
         Since August 2025 the init phase of on-demand functions is billed too,
-        so a cold start bills Init Duration + Duration. The values are rounded
-        to what the REPORT line shows first, so readers can check the sum.
+        so a cold start bills Init Duration + Duration.
         """
-        total = round(self.duration_ms, 2) + round(self.init_duration_ms or 0.0, 2)
-        return max(1, math.ceil(round(total, 2)))
+        return max(1, math.ceil(self.duration_ms + (self.init_duration_ms or 0.0)))
 
 
 def iso_now(now: float | None = None) -> str:

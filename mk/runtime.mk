@@ -1,0 +1,6 @@
+# Local Lambda runtime: the Invoke API on loopback (see "Local runtime vs real Lambda" in README.md).
+PORT ?= 9009
+
+.PHONY: serve
+serve: install ## run the local Invoke API on 127.0.0.1 (PORT=9009)
+	$(PY) invoke.py serve --port $(PORT)
