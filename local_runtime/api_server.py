@@ -232,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
 def running_api(pools: dict[str, EnvironmentPool], host: str = "127.0.0.1", port: int = 0) -> Iterator[InvokeApi]:
     """Serve in a background thread for the duration of a ``with`` block."""
     server = InvokeApi(pools, host, port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True, name="invoke-api")
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name="invoke-api")
     thread.start()
     try:
         yield server
