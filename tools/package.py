@@ -269,7 +269,8 @@ def write_zip(entries: dict[str, Path], destination: Path) -> tuple[int, int]:
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
     unzipped = 0
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+    # Level 6 (zlib's default): level 9 takes four times as long to save 0.3% here.
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for name in sorted(entries):
             info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -277,8 +278,29 @@ def write_zip(entries: dict[str, Path], destination: Path) -> tuple[int, int]:
             info.create_system = 3  # unix, so the mode above is honoured
             data = entries[name].read_bytes()
             unzipped += len(data)
-            archive.writestr(info, data, compresslevel=9)
+            archive.writestr(info, data, compresslevel=6)
     partial.replace(destination)
+    return destination.stat().st_size, unzipped
+
+
+def _cached_zip(entries: dict[str, Path], destination: Path, cache_dir: Path) -> tuple[int, int]:
+    """``write_zip``, or a copy of the zip an identical build already wrote.
+
+    The key covers every entry's name and bytes plus this file's own source, so
+    a changed handler, dependency or packaging rule always builds afresh.
+    """
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for name in sorted(entries):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(entries[name].read_bytes()).digest())
+    cached = cache_dir / "zips" / f"{digest.hexdigest()[:24]}.zip"
+    if not cached.is_file():
+        write_zip(entries, cached)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
+    shutil.copyfile(cached, partial)
+    partial.replace(destination)
+    with zipfile.ZipFile(destination) as archive:
+        unzipped = sum(info.file_size for info in archive.infolist())
     return destination.stat().st_size, unzipped
 
 
@@ -306,7 +328,7 @@ def build(
             raise PackageError(f"{name} is both a local module and part of a dependency")
         entries[name] = path
     destination = out_dir / zip_name(arch, python_version)
-    zipped, unzipped = write_zip(entries, destination)
+    zipped, unzipped = _cached_zip(entries, destination, cache_dir)
     result = BuildResult(destination, arch, python_version, zipped, unzipped, len(entries))
     if zipped > ZIP_LIMIT or unzipped > UNZIPPED_LIMIT:
         raise PackageError(f"over Lambda's limits: {result.report()}")
