@@ -328,3 +328,10 @@ def test_make_serve_runs_invoke_py_serve():
 
     assert done.returncode == 0, done.stderr
     assert "invoke.py serve --port 0" in done.stdout
+
+
+def test_event_payload_over_1_mb_is_413(client):
+    with pytest.raises(ClientError) as raised:
+        client.invoke(FunctionName="whoami", InvocationType="Event", Payload=json.dumps("x" * 1_100_000).encode())
+
+    assert raised.value.response["Error"]["Code"] == "RequestEntityTooLargeException"

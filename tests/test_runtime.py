@@ -472,3 +472,47 @@ def test_sample_events_reach_the_handler_through_the_cli(name):
 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["event"] == load_event(name)
+
+
+# -- a task root outside this repository ----------------------------------------------------
+
+
+@pytest.fixture
+def task_root(tmp_path: Path) -> Path:
+    """A function directory of its own, as a deployment zip unpacks to /var/task."""
+    root = tmp_path / "task"
+    root.mkdir()
+    (root / "syntax_broken.py").write_text("def handler(event, context)\n    return 1\n")
+    (root / "killed.py").write_text(
+        "import os, signal\n\ndef handler(event, context):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    (root / "nested").mkdir()
+    (root / "nested" / "app.py").write_text("import os\n\ndef handler(event, context):\n    return os.getcwd()\n")
+    return root
+
+
+def test_a_syntax_error_is_runtime_user_code_syntax_error(task_root, sink):
+    config = FunctionConfig(handler="syntax_broken.handler", task_root=task_root)
+    with EnvironmentPool(config, log_sink=sink) as pool:
+        invocation = pool.invoke(b"{}")
+
+    payload = body(invocation)
+    assert payload["errorType"] == "Runtime.UserCodeSyntaxError"
+    assert payload["errorMessage"].startswith("Syntax error in module 'syntax_broken'")
+    assert "syntax_broken.py" in payload["stackTrace"][0]
+    assert "\tStatus: error\tError Type: Runtime.UserCodeSyntaxError" in "\n".join(sink)
+
+
+def test_a_process_killed_by_a_signal_is_reported_with_the_signal(task_root, sink):
+    config = FunctionConfig(handler="killed.handler", task_root=task_root)
+    with EnvironmentPool(config, log_sink=sink) as pool:
+        invocation = pool.invoke(b"{}")
+
+    assert body(invocation)["errorMessage"].endswith("Error: Runtime exited with error: signal: kill")
+    assert any(line.endswith("\tStatus: error\tError Type: Runtime.ExitError") for line in sink)
+
+
+def test_a_slash_handler_path_resolves_from_the_task_root(task_root):
+    config = FunctionConfig(handler="nested/app.handler", task_root=task_root)
+    with EnvironmentPool(config) as pool:
+        assert body(pool.invoke(b"{}")) == str(task_root)
