@@ -174,9 +174,11 @@ def _hmac_pads(key: bytes) -> tuple[Any, Any]:
     about 25 % faster per URL than ``hmac.new`` and 3x faster than ``hmac.digest``.
     """
     block = key.ljust(64, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
-    return inner, outer
+    return hashlib.sha256(block.translate(_XOR_IPAD)), hashlib.sha256(block.translate(_XOR_OPAD))
+
+
+_XOR_IPAD = bytes(b ^ 0x36 for b in range(256))
+_XOR_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def _encode(value: str) -> str:
@@ -257,6 +259,7 @@ class S3Presigner:
             and addressing_style != "virtual"
         )
         self._targets: dict[str, _Target] = {}
+        self._last_batch: tuple[tuple[str, str, str, str | None, str], _Batch] | None = None
 
     @classmethod
     def from_client(cls, client: Any, expires_in: int) -> S3Presigner:
@@ -342,8 +345,22 @@ class S3Presigner:
     # -- per batch ------------------------------------------------------------
 
     def _batch(self, bucket: str, credentials: Credentials, now: _dt.datetime | None) -> _Batch:
-        target = self._target(bucket)
+        """The batch constants, reused while bucket, credentials and second stay the same.
+
+        That reuse is what makes one-key ``presign_get`` calls cheap too: the
+        constants change at most once a second (or when credentials rotate).
+        """
         stamp = _timestamp(now)
+        cache_key = (bucket, credentials.access_key, credentials.secret_key, credentials.token, stamp)
+        last = self._last_batch
+        if last is not None and last[0] == cache_key:
+            return last[1]
+        batch = self._new_batch(bucket, credentials, stamp)
+        self._last_batch = (cache_key, batch)
+        return batch
+
+    def _new_batch(self, bucket: str, credentials: Credentials, stamp: str) -> _Batch:
+        target = self._target(bucket)
         date = stamp[:8]
         scope = f"{date}/{self.region}/s3/aws4_request"
         credential = _encode(f"{credentials.access_key}/{scope}")
@@ -373,7 +390,7 @@ class S3Presigner:
     # -- per key --------------------------------------------------------------
 
     def presign_get(self, bucket: str, key: str, credentials: Credentials, now: _dt.datetime | None = None) -> str:
-        """One presigned GET URL; prefer ``presign_many`` for more than a handful."""
+        """One presigned GET URL (``presign_many`` saves the per-call overhead on batches)."""
         return self.presign_many(bucket, (key,), credentials, now)[0]
 
     def presign_many(
