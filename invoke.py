@@ -224,7 +224,7 @@ def serve(argv: list[str]) -> int:
     except OSError as exc:
         print(f"invoke.py serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print(f"Invoke API for function {config.name!r} on {server.url}", flush=True)
     print(
         f"  aws lambda invoke --endpoint-url {server.url} --function-name {config.name} "
@@ -233,14 +233,17 @@ def serve(argv: list[str]) -> int:
         flush=True,
     )
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
-        for pool in pools.values():
-            pool.close()
+        server.release()
     return EXIT_OK
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (docker-less process managers, the tests) stops serve like Ctrl-C: environments end cleanly."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -117,7 +117,12 @@ class InvokeApi(ThreadingHTTPServer):
             job.join(timeout)
 
     def close(self) -> None:
+        """Stop serving (call from another thread than ``serve_forever``), then end every environment."""
         self.shutdown()
+        self.release()
+
+    def release(self) -> None:
+        """Close the socket, let queued Event invocations finish briefly, end every environment."""
         self.server_close()
         self._closing.set()
         self.wait_for_async(timeout=5)
