@@ -283,8 +283,8 @@ class ExecutionEnvironment:
         try:
             self._requests.write(json.dumps(request).encode("utf-8") + b"\n")
             message = self._next_message(deadline)
-        except BrokenPipeError:
-            message = None
+        except BrokenPipeError:  # it died between invocations: report it as the crash it was
+            message = {"type": "exit"}
         duration_ms = (time.perf_counter() - started) * 1000
         self.invocations += 1
         memory = self._sample_memory()
