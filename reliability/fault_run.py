@@ -182,6 +182,9 @@ class FaultHarness:
         self._work_dir = work_dir
         self._stack = contextlib.ExitStack()
         self.sink = _Tail()
+        # run() swaps sys.stdout for the handler's output; harnesses running in
+        # parallel threads must not (the caller redirects once for all of them).
+        self.redirect = True
         self.bucket = f"faults-{uuid.uuid4().hex[:16]}"
         self.prefix = "scan/"
         self.expected: set[str] = set()
@@ -250,7 +253,7 @@ class FaultHarness:
 
         started = time.monotonic()
         worker = threading.Thread(target=invoke, name=f"invoke-{schedule.index}", daemon=True)
-        with contextlib.redirect_stdout(self.sink):
+        with contextlib.redirect_stdout(self.sink) if self.redirect else contextlib.nullcontext():
             worker.start()
             worker.join(self.function_timeout_s + self.hang_slack_s)
         seconds = time.monotonic() - started
@@ -415,22 +418,55 @@ def run_schedules(
     endpoint: str | None = None,
     out: Any = None,
     verbose: bool = False,
+    parallel: int = 1,
 ) -> Summary:
-    """Run the given schedules of ``seed`` in one harness; print one line per schedule to ``out``."""
+    """Run the given schedules of ``seed``; print one line per schedule to ``out``.
+
+    ``parallel`` harnesses (each its own bucket, proxy, handler module and
+    /tmp) run side by side: most of a faulted invocation is retry backoff and
+    read timeouts, i.e. sleeping, so this cuts wall time almost linearly.
+    """
     out = out or sys.stdout
     started = time.monotonic()
-    outcomes = []
-    with FaultHarness(keys=keys, endpoint=endpoint) as harness:
-        for index in indices:
-            outcome = harness.run(make_schedule(seed, index))
-            outcomes.append(outcome)
+    outcomes: dict[int, Outcome] = {}
+    pending = list(reversed(indices))
+    lock = threading.Lock()
+
+    def report(outcome: Outcome) -> None:
+        with lock:
+            outcomes[outcome.schedule.index] = outcome
             print(outcome.line(), file=out, flush=True)
             bad = outcome.status not in ("success", "clean-failure")
             if (bad or verbose) and outcome.detail:
                 print(outcome.detail[-4000:], file=out, flush=True)
             if bad:
-                print(f"    replay: python -m reliability.fault_run --seed {seed} --only {index} --verbose", file=out)
-    return Summary(outcomes, time.monotonic() - started)
+                replay = f"python -m reliability.fault_run --seed {seed} --only {outcome.schedule.index} --verbose"
+                print(f"    replay: {replay}", file=out, flush=True)
+
+    def work(harness: FaultHarness) -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                index = pending.pop()
+            report(harness.run(make_schedule(seed, index)))
+
+    with contextlib.ExitStack() as stack:
+        harnesses = [
+            stack.enter_context(FaultHarness(keys=keys, endpoint=endpoint))
+            for _ in range(max(1, min(parallel, len(indices))))
+        ]
+        sink = _Tail()
+        stack.enter_context(contextlib.redirect_stdout(sink))
+        threads = []
+        for number, harness in enumerate(harnesses):
+            harness.redirect = False
+            thread = threading.Thread(target=work, args=(harness,), name=f"harness-{number}", daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+    return Summary([outcomes[i] for i in indices if i in outcomes], time.monotonic() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -444,18 +480,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, action="append", help="run just this schedule index (repeatable)")
     parser.add_argument("--keys", type=int, default=2500, help="PDFs under the prefix (default: %(default)s)")
     parser.add_argument("--verbose", action="store_true", help="print the handler output of every schedule")
+    parser.add_argument(
+        "--parallel", type=int, default=4, help="harnesses side by side, 1 to 16 (default: %(default)s)"
+    )
     parser.add_argument("--summary-json", type=Path, help="also write the counts here")
     args = parser.parse_args(argv)
-    if not 1 <= args.schedules <= 10_000 or not 1 <= args.keys <= 100_000:
-        parser.error("--schedules must be 1..10000 and --keys 1..100000")
+    if not 1 <= args.schedules <= 10_000 or not 1 <= args.keys <= 100_000 or not 1 <= args.parallel <= 16:
+        parser.error("--schedules must be 1..10000, --keys 1..100000 and --parallel 1..16")
     indices = args.only or list(range(args.schedules))
     warnings.filterwarnings("ignore", message="No application metrics to publish")  # Powertools, on failures
     print(
         f"fault run: seed {args.seed}, {len(indices)} schedules, {args.keys} PDFs, "
-        f"handler env {HANDLER_ENV}, function timeout {FUNCTION_TIMEOUT_S:.0f} s",
+        f"{args.parallel} in parallel, handler env {HANDLER_ENV}, function timeout {FUNCTION_TIMEOUT_S:.0f} s",
         flush=True,
     )
-    summary = run_schedules(args.seed, indices, keys=args.keys, verbose=args.verbose)
+    summary = run_schedules(args.seed, indices, keys=args.keys, verbose=args.verbose, parallel=args.parallel)
     print(f"\nseed {args.seed}\n{summary.table()}", flush=True)
     if args.summary_json:
         args.summary_json.write_text(json.dumps({"seed": args.seed, **summary.counts()}) + "\n")

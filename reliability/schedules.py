@@ -48,7 +48,7 @@ class Schedule:
     rate: float = 0.0  # transient: chance that a request is faulted
     operation: str = "*"  # persistent: the operation that breaks
     start: int = 0  # burst: first faulted request overall; persistent: first faulted nth of `operation`
-    length: int = 0  # burst: how many consecutive requests are faulted
+    length: int = 0  # burst: how many consecutive requests are faulted; persistent: how many (0 = all from start)
     fault: Fault | None = None  # burst/persistent: the fault (None = drawn per request)
 
     def describe(self) -> str:
@@ -58,7 +58,8 @@ class Schedule:
         fault = self.fault.value if self.fault else "mixed"
         if self.kind == "burst":
             return f"burst requests {self.start}..{self.start + self.length - 1} {fault} {mode}"
-        return f"persistent {self.operation}#{self.start}+ {fault} {mode}"
+        span = f"{self.start}+" if not self.length else f"{self.start}..{self.start + self.length - 1}"
+        return f"persistent {self.operation}#{span} {fault} {mode}"
 
     def decider(self) -> Decider:
         """The per-request decision function the proxy calls."""
@@ -75,7 +76,8 @@ class Schedule:
                 if self.start <= position < self.start + self.length:
                     return _action(draw, self.fault or _weighted(draw))
                 return Action()
-            if info.operation == self.operation and info.nth >= self.start:
+            last = self.start + self.length if self.length else 1 << 62  # length 0: for ever
+            if info.operation == self.operation and self.start <= info.nth < last:
                 return _action(draw, self.fault or draw.choice(BREAKING_FAULTS))
             return Action()
 
