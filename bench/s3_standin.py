@@ -19,7 +19,8 @@ It speaks just enough S3 XML for botocore/aiobotocore, path-style only:
   ``aws-chunked`` bodies with trailing checksums (botocore ≥ 1.36 sends them);
 * ``GET``/``HEAD /{bucket}/{key}`` of uploaded objects (body only if kept);
 * ``GET /_standin/objects``: JSON of every uploaded object (size, lines, ETag,
-  parts), so a benchmark in another process can check the manifest.
+  parts) and of the keys listed so far per bucket, so a benchmark in another
+  process can check the manifest and follow a scan's progress.
 
 No signature is checked (like moto). Run it in a thread (``StandIn``) or as a
 process: ``python bench/s3_standin.py --bucket bench=1000000``.
@@ -129,6 +130,7 @@ class S3StandInApp:
         self.uploads: dict[str, Upload] = {}
         self.requests = 0
         self.aborted = 0
+        self.listed: dict[str, int] = {}  # keys served per bucket: a scan's progress, seen from outside
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=6 * 1024**3)
@@ -179,6 +181,7 @@ class S3StandInApp:
         if token is not None:
             lo = max(lo, int(token.removeprefix("i")))
         end = min(hi, lo + max_keys)
+        self.listed[bucket] = self.listed.get(bucket, 0) + (end - lo)
         url = query.get("encoding-type") == "url"
         enc = (lambda s: quote(s, safe="/")) if url else escape
         entries = "".join(
@@ -293,6 +296,7 @@ class S3StandInApp:
             "open_uploads": len(self.uploads),
             "aborted_uploads": self.aborted,
             "requests": self.requests,
+            "listed_keys": dict(self.listed),
         }
 
 

@@ -1,0 +1,445 @@
+"""Full-scan benchmark: the handler's ``build_manifest`` vs a bare LIST vs a naive baseline.
+
+Why: "how long does a scan of N keys take, how much memory and /tmp does it
+need" is the question the Lambda's timeout, memory size and ephemeral storage
+settings hang on, and the answer must not be "about as much as the number of
+keys". Each run is a fresh child process (a cold start: fresh import, fresh
+``TMPDIR``) talking to ``bench/s3_standin.py`` on loopback, which generates
+listings of N keys (10 % non-PDF decoys) and counts uploaded bytes. The parent
+polls the child's RSS and its ``TMPDIR`` to find their peaks.
+
+Modes, at each N:
+
+* ``list``: a bare ListObjectsV2 pass with aiobotocore's paginator, the floor
+  any scan pays;
+* ``handler``: ``lambda_function.build_manifest`` as it is in the tree today
+  (list ▸ queue ▸ presign ▸ JSONL ▸ multipart upload);
+* ``naive``: the obvious script: list everything into memory, presign each key
+  with botocore, write the whole file to /tmp, ``put_object`` it in one go.
+
+Runs are capped by time (``BENCH_TIME_CAP``, default 60 s): a capped run
+reports how far it got (keys listed by the stand-in by then; presigning lags
+the listing by at most the handler's queue plus a page) and its rate.
+
+    python bench/scan_bench.py                       # 1k, 10k, 100k
+    BENCH_MAX=1000000 python bench/scan_bench.py     # and 1M
+    python bench/scan_bench.py --sizes 1000 --modes list handler
+
+Writes bench/results/scan.json and docs/graphs/bench-scan-{throughput,rss,tmp}.svg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import inspect
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "scan.json"
+GRAPHS = ROOT / "docs" / "graphs"
+PREFIX = "2026/04/"
+REGION = "us-east-1"
+MODES = ("list", "handler", "naive")
+DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
+POLL_SECONDS = 0.02
+# Only loopback, dummy credentials, and no shared AWS config: nothing here can reach AWS.
+CHILD_ENV = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_SESSION_TOKEN": "bench-session-token-" + "x" * 600,  # Lambda role URLs carry ~1 KB tokens
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+_DROP_ENV = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_S3_US_EAST_1_REGIONAL_ENDPOINT")
+
+
+# ---------------------------------------------------------------------------
+# Child side: one mode, one bucket, one fresh process. Prints one JSON line.
+# ---------------------------------------------------------------------------
+
+
+def _s3_config() -> Any:
+    from botocore.config import Config
+
+    return Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"mode": "standard"})
+
+
+async def child_list(endpoint: str, bucket: str, prefix: str) -> dict[str, Any]:
+    from aiobotocore.session import get_session
+
+    keys = pdfs = pages = 0
+    async with get_session().create_client(
+        "s3", endpoint_url=endpoint, region_name=REGION, config=_s3_config()
+    ) as client:
+        async for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            pages += 1
+            for obj in page.get("Contents", []):
+                keys += 1
+                pdfs += obj["Key"].lower().endswith(".pdf")
+    return {"count": pdfs, "keys": keys, "pages": pages}
+
+
+async def child_handler(bucket: str, prefix: str, manifest_id: str) -> dict[str, Any]:
+    """Call ``build_manifest`` whichever signature it has today.
+
+    Today it is ``build_manifest(request: ScanRequest, manifest_id, ...)``
+    returning ``(result, stats)``; the planned one is ``build_manifest(bucket,
+    prefix, manifest_id)`` returning the result dict. Both are accepted.
+    """
+    import lambda_function
+
+    build = lambda_function.build_manifest
+    first = next(iter(inspect.signature(build).parameters))
+    if first == "request":
+        request = lambda_function.ScanRequest(bucket=bucket, prefix=prefix, source="bench")
+        outcome = await build(request, manifest_id)
+    else:
+        outcome = await build(bucket, prefix, manifest_id)
+    result = outcome[0] if isinstance(outcome, tuple) else outcome
+    return {"count": result["count"], "manifest_key": result["manifest_key"]}
+
+
+def child_naive(endpoint: str, bucket: str, prefix: str, manifest_id: str) -> dict[str, Any]:
+    """List all, presign each with botocore, write the whole file, put_object it whole."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, config=_s3_config())
+    keys = [
+        obj["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+        if obj["Key"].lower().endswith(".pdf")
+    ]
+    lines = [
+        json.dumps({"key": key, "url": s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})})
+        + "\n"
+        for key in keys
+    ]
+    path = Path(tempfile.gettempdir()) / f"manifest-{manifest_id}.jsonl"
+    path.write_text("".join(lines))
+    manifest_key = f"manifests/{manifest_id}.jsonl"
+    s3.put_object(Bucket=bucket, Key=manifest_key, Body=path.read_bytes(), ContentType="application/x-ndjson")
+    path.unlink()
+    return {"count": len(keys), "manifest_key": manifest_key}
+
+
+def run_child(mode: str, endpoint: str, bucket: str, prefix: str) -> int:
+    """Import first (Lambda's init phase), then time the work alone (the invocation)."""
+    manifest_id = f"bench-{mode}-{bucket}"
+    imported = time.perf_counter()
+    if mode == "handler":
+        sys.path.insert(0, str(ROOT))
+        import lambda_function  # noqa: F401 -- the cold start: config, clients' session, powertools
+    elif mode == "list":
+        import aiobotocore.session  # noqa: F401
+    else:
+        import boto3  # noqa: F401
+    started = time.perf_counter()
+    if mode == "list":
+        result = asyncio.run(child_list(endpoint, bucket, prefix))
+    elif mode == "handler":
+        result = asyncio.run(child_handler(bucket, prefix, manifest_id))
+    elif mode == "naive":
+        result = child_naive(endpoint, bucket, prefix, manifest_id)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    result["seconds"] = time.perf_counter() - started
+    result["import_seconds"] = started - imported
+    result["ru_maxrss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Parent side: the stand-in, the children, the polling, the report.
+# ---------------------------------------------------------------------------
+
+
+class StandInProcess:
+    """``bench/s3_standin.py`` in its own process, so it never competes for the child's GIL."""
+
+    def __init__(self, buckets: dict[str, int]) -> None:
+        self.buckets = buckets
+        self.endpoint = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> StandInProcess:
+        command = [sys.executable, str(ROOT / "bench" / "s3_standin.py")]
+        for name, count in self.buckets.items():
+            command += ["--bucket", f"{name}={count}:{PREFIX}:10"]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline().strip()
+        if not line.startswith("S3_ENDPOINT_URL="):
+            self.__exit__()
+            raise RuntimeError(f"the stand-in did not start: {line!r}")
+        self.endpoint = line.split("=", 1)[1]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+    def state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.endpoint}/_standin/objects", timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())
+
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(path):
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+                elif entry.is_dir(follow_symlinks=False):
+                    total += _dir_bytes(Path(entry.path))
+    return total
+
+
+def measure_run(
+    server: StandInProcess, mode: str, bucket: str, expected_pdfs: int, total_keys: int, cap: float, bar: Any
+) -> dict[str, Any]:
+    import psutil
+
+    tmpdir = Path(tempfile.mkdtemp(prefix=f"scan-bench-{mode}-"))
+    env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
+    env.update(CHILD_ENV)
+    env.update(
+        {
+            "TMPDIR": str(tmpdir),
+            "S3_ENDPOINT_URL": server.endpoint,
+            "BUCKET_NAME": bucket,
+            "ALLOWED_BUCKETS": bucket,
+            "PREFIX": PREFIX,
+        }
+    )
+    before = server.state()
+    listed_before = before["listed_keys"].get(bucket, 0)
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--endpoint", server.endpoint]
+    command += ["--bucket", bucket]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    watched = psutil.Process(child.pid)
+    peak_rss = peak_tmp = 0
+    capped = False
+    last_progress = 0.0
+    bar.reset(total=total_keys)
+    bar.set_description(f"{mode:>7} {total_keys:>9,}")
+    while child.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            peak_rss = max(peak_rss, watched.memory_info().rss)
+        peak_tmp = max(peak_tmp, _dir_bytes(tmpdir))
+        now = time.perf_counter()
+        if now - last_progress > 0.5:
+            last_progress = now
+            with contextlib.suppress(OSError):
+                bar.n = server.state()["listed_keys"].get(bucket, 0) - listed_before
+                bar.refresh()
+        if now - started > cap:
+            capped = True
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            break
+        time.sleep(POLL_SECONDS)
+    wall = time.perf_counter() - started
+    stdout, stderr = child.communicate()
+    after = server.state()
+    listed = after["listed_keys"].get(bucket, 0) - listed_before
+    bar.n = listed
+    bar.refresh()
+    shutil.rmtree(tmpdir, ignore_errors=True)
+    row: dict[str, Any] = {
+        "mode": mode,
+        "keys": total_keys,
+        "pdfs": expected_pdfs,
+        "completed": False,
+        "wall_seconds": round(wall, 3),
+        "peak_rss_bytes": peak_rss,
+        "peak_tmp_bytes": peak_tmp,
+        "keys_listed": listed,
+    }
+    if capped:
+        row.update(capped_at_seconds=cap, keys_per_second=round(listed / cap, 1))
+        return row
+    if child.returncode != 0:
+        row["error"] = (stderr.strip().splitlines() or [f"exit code {child.returncode}"])[-1]
+        return row
+    result = json.loads(stdout.strip().splitlines()[-1])
+    seconds = result["seconds"]
+    row.update(
+        completed=True,
+        count=result["count"],
+        seconds=round(seconds, 3),
+        import_seconds=round(result["import_seconds"], 3),
+        keys_per_second=round(total_keys / seconds, 1),
+        peak_rss_bytes=max(peak_rss, result["ru_maxrss_bytes"]),
+    )
+    if result["count"] != expected_pdfs:
+        row["error"] = f"counted {result['count']} PDFs, expected {expected_pdfs}"
+    manifest = next(
+        (o for o in after["objects"] if o["bucket"] == bucket and o["key"] == result.get("manifest_key")), None
+    )
+    if manifest is not None:
+        row.update(manifest_bytes=manifest["size"], manifest_lines=manifest["lines"], manifest_parts=manifest["parts"])
+        if manifest["lines"] != expected_pdfs:
+            row["error"] = f"manifest has {manifest['lines']} lines, expected {expected_pdfs}"
+    elif mode != "list":
+        row["error"] = "no manifest was uploaded"
+    return row
+
+
+def plot(rows: list[dict[str, Any]], out_dir: Path, fmt: str = "svg") -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "scan-bench"  # stable ids: graphs diff only when numbers do
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = {"list": "bare LIST (aiobotocore)", "handler": "build_manifest (handler)", "naive": "naive baseline"}
+    written = []
+    for name, field, ylabel, scale in (
+        ("throughput", "keys_per_second", "keys per second", 1),
+        ("rss", "peak_rss_bytes", "peak RSS (MiB)", 1 / 2**20),
+        ("tmp", "peak_tmp_bytes", "peak /tmp use (MiB)", 1 / 2**20),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for mode in MODES:
+            points = sorted((r["keys"], r[field] * scale, r["completed"]) for r in rows if r["mode"] == mode)
+            if not points:
+                continue
+            xs = [p[0] for p in points]
+            ys = [p[1] for p in points]
+            (line,) = ax.plot(xs, ys, marker="o", label=labels[mode])
+            capped = [(x, y) for x, y, done in points if not done]
+            if capped:
+                ax.scatter(
+                    [c[0] for c in capped], [c[1] for c in capped], marker="x", s=80, color=line.get_color(), zorder=3
+                )
+        ax.set_xscale("log")
+        if name == "throughput":
+            ax.set_yscale("log")
+        ax.set_xlabel("keys under the prefix (10 % non-PDF)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"Scan benchmark: {ylabel} vs N (x = capped by time)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / f"bench-scan-{name}.{fmt}"
+        fig.savefig(path, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="*", help="key counts (default: 1k..BENCH_MAX, 100k)")
+    parser.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES))
+    parser.add_argument("--cap", type=float, default=float(os.environ.get("BENCH_TIME_CAP", "60")))
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--graphs", type=Path, default=GRAPHS)
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--bucket", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return run_child(args.child, args.endpoint, args.bucket, PREFIX)
+
+    from tqdm import tqdm
+
+    sys.path.insert(0, str(ROOT))
+    from bench.s3_standin import GeneratedBucket
+
+    limit = int(os.environ.get("BENCH_MAX", "100000"))
+    sizes = args.sizes or [n for n in DEFAULT_SIZES if n <= limit]
+    buckets = {f"gen-{n}": n for n in sizes}
+    rows: list[dict[str, Any]] = []
+    print(f"scan benchmark: sizes {sizes}, modes {args.modes}, cap {args.cap:.0f}s per run", flush=True)
+    with (
+        StandInProcess(buckets) as server,
+        tqdm(total=1, unit="key", unit_scale=True, leave=False, disable=None) as bar,
+    ):
+        for n in sizes:
+            expected = GeneratedBucket(n, PREFIX, 10).pdf_count
+            for mode in args.modes:
+                row = measure_run(server, mode, f"gen-{n}", expected, n, args.cap, bar)
+                rows.append(row)
+                tqdm.write(_describe(row))
+    listing = {r["keys"]: r for r in rows if r["mode"] == "list" and r["completed"]}
+    for row in rows:
+        base = listing.get(row["keys"])
+        if base and row["completed"] and row["mode"] != "list":
+            row["vs_bare_list"] = round(row["seconds"] / base["seconds"], 2)
+    report = {
+        "benchmark": "scan",
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "settings": {
+            "prefix": PREFIX,
+            "decoys": "every 10th key",
+            "cap_seconds": args.cap,
+            "poll_seconds": POLL_SECONDS,
+        },
+        "rows": rows,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    graphs = plot(rows, args.graphs)
+    print()
+    for row in rows:
+        print(_describe(row))
+    print(f"wrote {args.json} and {', '.join(str(g) for g in graphs)}")
+    failed = [r for r in rows if r.get("error")]
+    return 1 if failed else 0
+
+
+def _describe(row: dict[str, Any]) -> str:
+    rss = row["peak_rss_bytes"] / 2**20
+    tmp = row["peak_tmp_bytes"] / 2**20
+    head = f"{row['mode']:>7} {row['keys']:>9,} keys:"
+    if row.get("error"):
+        return f"{head} ERROR {row['error']}"
+    if not row["completed"]:
+        return (
+            f"{head} capped at {row['capped_at_seconds']:.0f}s after {row['keys_listed']:,} keys listed "
+            f"(~{row['keys_per_second']:,.0f} keys/s), peak RSS {rss:.0f} MiB, peak /tmp {tmp:.1f} MiB"
+        )
+    ratio = f", {row['vs_bare_list']}x bare LIST" if "vs_bare_list" in row else ""
+    return (
+        f"{head} {row['seconds']:.2f}s ({row['keys_per_second']:,.0f} keys/s{ratio}), "
+        f"peak RSS {rss:.0f} MiB, peak /tmp {tmp:.1f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
