@@ -64,14 +64,20 @@ def binary_path() -> Path:
     return Path(cache) / "lambda-local-runner" / "versitygw" / pinned_version() / "versitygw"
 
 
-def locate_binary() -> Path:
-    """The built binary, or a skip whose one line says what to do about it."""
+def locate_binary(module_level: bool = False) -> Path:
+    """The built binary, or a skip whose one line says what to do about it.
+
+    ``module_level=True`` skips a whole test module at collection, so the
+    summary shows the reason once instead of once per test.
+    """
     path = binary_path()
     if path.is_file() and os.access(path, os.X_OK):
         return path
     if shutil.which("go") is None:
-        pytest.skip(f"s3verify: no versitygw at {path} and no Go toolchain to build it (install Go, make s3-verifier)")
-    pytest.skip(f"s3verify: versitygw not built at {path}: run make s3-verifier")
+        reason = f"s3verify: no versitygw at {path} and no Go toolchain to build it (install Go, make s3-verifier)"
+    else:
+        reason = f"s3verify: versitygw not built at {path}: run make s3-verifier"
+    pytest.skip(reason, allow_module_level=module_level)
 
 
 def free_port() -> int:
