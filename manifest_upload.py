@@ -9,7 +9,15 @@ At most two part files exist at any time.
 
 A manifest that fits in the first part is sent with one ``put_object``. An
 upload that fails or is abandoned is aborted, so S3 never shows a manifest
-that looks complete, and every part file is deleted.
+that looks complete, and every part file is deleted. Two faults need more than
+that (the fault-injection harness in reliability/ found both):
+
+* the response to ``CreateMultipartUpload`` is lost and botocore retries it:
+  S3 now holds a second, orphaned upload for the key. Every pending upload for
+  the exact key is aborted when the manifest is done or abandoned.
+* ``PutObject`` or ``CompleteMultipartUpload`` reached S3 but every response
+  was lost: the call raises although the object exists. A failed finish
+  deletes the key, best effort, so a failure never leaves a manifest behind.
 
 With ``gzip=True`` the bytes are one gzip stream (split across parts, which
 S3 joins back) stored with ``Content-Encoding: gzip``: clients that honour the
@@ -61,6 +69,8 @@ class ManifestUpload:
         self._in_flight: asyncio.Task[None] | None = None
         self._part_paths: set[Path] = set()
         self._finished = False
+        self._object_may_exist = False
+        self._multipart_requested = False
         self.total_bytes = 0
 
     async def __aenter__(self) -> ManifestUpload:
@@ -98,16 +108,19 @@ class ManifestUpload:
             await self._close_file()
             async with aiofiles.open(self._tmp_path, "rb") as whole:
                 body = await whole.read()
+            self._object_may_exist = True
             await self._s3.put_object(Bucket=self._bucket, Key=self._key, Body=body, **self._object_args)
             self.total_bytes = len(body)
             self._finished = True
             return self.total_bytes
         await self._ship_current_file()
         await self._wait_for_upload()
+        self._object_may_exist = True
         await self._s3.complete_multipart_upload(
             Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
         )
         self._upload_id = None
+        await self._abort_stray_uploads()
         self._finished = True
         return self.total_bytes
 
@@ -116,6 +129,7 @@ class ManifestUpload:
         await self._close_file()
         await self._wait_for_upload()
         if self._upload_id is None:
+            self._multipart_requested = True
             created = await self._s3.create_multipart_upload(Bucket=self._bucket, Key=self._key, **self._object_args)
             self._upload_id = created["UploadId"]
         self._part_number += 1
@@ -152,7 +166,21 @@ class ManifestUpload:
             with contextlib.suppress(BaseException):
                 await self._in_flight
             self._in_flight = None
-        if self._upload_id is not None:
-            upload_id, self._upload_id = self._upload_id, None
-            with contextlib.suppress(Exception):  # the original error matters more than a failed abort
+        # Cleanup is best effort: the error that brought us here matters more.
+        with contextlib.suppress(Exception):
+            if self._upload_id is not None:
+                upload_id, self._upload_id = self._upload_id, None
                 await self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
+        with contextlib.suppress(Exception):
+            if self._multipart_requested:
+                await self._abort_stray_uploads()
+        with contextlib.suppress(Exception):
+            if self._object_may_exist:
+                await self._s3.delete_object(Bucket=self._bucket, Key=self._key)
+
+    async def _abort_stray_uploads(self) -> None:
+        """Abort every pending upload for this exact key (a retried create leaves one behind)."""
+        listed = await self._s3.list_multipart_uploads(Bucket=self._bucket, Prefix=self._key)
+        for upload in listed.get("Uploads", []):
+            if upload["Key"] == self._key:
+                await self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload["UploadId"])

@@ -6,10 +6,10 @@ as a clean failure (error reported, no manifest, no pending upload, empty
 20 run over 1,100 keys (still a multi-page listing) in four chunks, so
 ``pytest -n 2`` spreads them over both cores.
 
-Two known gaps in manifest_upload.py are pinned as strict xfails at the end;
-the subset tolerates exactly those two causes (and nothing else), so it stays
-green while they are open and starts failing loudly if a new kind of leak
-appears.
+Two gaps this harness found in manifest_upload.py (an orphaned multipart
+upload after a lost CreateMultipartUpload response, and a manifest left behind
+after a lost PutObject acknowledgement) are fixed; the two tests at the end
+pin them, and the subset tolerates no dirty failure at all.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import pytest
 from reliability.fault_proxy import Fault, FaultProxy, RequestInfo, s3_operation
 from reliability.fault_run import (
     DEFAULT_SEED,
-    MANIFEST_AFTER_FAILURE,
-    ORPHANED_UPLOAD,
     FaultHarness,
     run_schedules,
 )
@@ -33,7 +31,6 @@ from reliability.schedules import Schedule, make_schedule
 FAST_SCHEDULES = 20
 CHUNKS = 2
 FAST_KEYS = 1100  # two ListObjectsV2 pages
-KNOWN_CAUSES = {ORPHANED_UPLOAD, MANIFEST_AFTER_FAILURE}  # see the xfail tests below
 SMALL_KEYS = 400  # one page, but enough lines to go multipart in 64 KiB parts
 
 
@@ -60,8 +57,7 @@ def test_fast_fault_schedules_end_in_success_or_clean_failure(s3_endpoint: str, 
     assert counts["hang"] == 0, report.getvalue()
     assert counts["bad-manifest"] == 0, report.getvalue()
     assert counts["over-budget"] == 0, report.getvalue()
-    unknown = [o for o in summary.outcomes if o.status == "dirty-failure" and not set(o.causes) <= KNOWN_CAUSES]
-    assert unknown == [], report.getvalue()
+    assert counts["dirty-failure"] == 0, report.getvalue()
     assert len(summary.outcomes) == len(indices)
 
 
@@ -154,12 +150,6 @@ def test_proxy_forwards_request_bytes_unchanged_host_included() -> None:
     assert answer.endswith(b"\r\n\r\nok")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="manifest_upload.py: a CreateMultipartUpload whose response is lost is retried by botocore and S3 "
-    "creates a second upload; the first is never aborted (fix: on exit, list_multipart_uploads(Prefix=key) "
-    "and abort every upload for the key that is not the completed one)",
-)
 def test_lost_create_multipart_response_leaves_no_orphan_upload(harness: FaultHarness) -> None:
     schedule = Schedule(
         0, 0, "persistent", True, operation="CreateMultipartUpload", start=0, length=1, fault=Fault.RESET_AFTER_HEADERS
@@ -170,11 +160,6 @@ def test_lost_create_multipart_response_leaves_no_orphan_upload(harness: FaultHa
     assert outcome.status == "success", outcome.line()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="manifest_upload.py: when put_object reached S3 but every response was lost, the handler raises "
-    "yet the manifest exists (fix: on a failed finish(), best-effort delete_object of the manifest key)",
-)
 def test_lost_put_acknowledgement_leaves_no_manifest_after_failure(harness: FaultHarness) -> None:
     schedule = Schedule(0, 0, "persistent", False, operation="PutObject", start=0, fault=Fault.RESET_BEFORE_HEADERS)
 

@@ -309,7 +309,10 @@ def test_each_s3_action_is_scoped_to_what_it_touches() -> None:
     reads = by_sid["PresignedReads"]
     assert _actions(reads) == {"s3:GetObject"} and reads["Resource"] == [scoped, manifests]
     writes = by_sid["WriteManifests"]
-    assert _actions(writes) == {"s3:PutObject", "s3:AbortMultipartUpload"} and writes["Resource"] == manifests
+    assert _actions(writes) == {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}
+    assert writes["Resource"] == manifests
+    orphans = by_sid["FindOrphanedManifestUploads"]
+    assert _actions(orphans) == {"s3:ListBucketMultipartUploads"} and orphans["Resource"] == bucket_arn
     for statement in by_sid.values():
         assert "*" not in json.dumps(statement["Resource"]).replace("/*", "").replace("}*", "")
 
