@@ -69,7 +69,7 @@ from botocore.endpoint_provider import EndpointProvider
 from botocore.loaders import create_loader
 from botocore.utils import is_valid_ipv6_endpoint_url
 
-__all__ = ["MAX_EXPIRES_IN", "Credentials", "S3Presigner"]
+__all__ = ["MAX_EXPIRES_IN", "Credentials", "S3Presigner", "check_expires_in", "signing_key"]
 
 MAX_EXPIRES_IN = 604_800  # SigV4 query signatures live 7 days at most.
 ADDRESSING_STYLES = ("auto", "path", "virtual")

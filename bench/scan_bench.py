@@ -18,8 +18,10 @@ Modes, at each N:
   with botocore, write the whole file to /tmp, ``put_object`` it in one go.
 
 Runs are capped by time (``BENCH_TIME_CAP``, default 60 s): a capped run
-reports how far it got (keys listed by the stand-in by then; presigning lags
-the listing by at most the handler's queue plus a page) and its rate.
+reports how far it got and that rate: for the handler and the bare LIST, keys
+listed by the stand-in by then (the handler's presigning trails its listing
+by at most its queue plus a page); for the naive script, which lists
+everything first, the PDFs it presigned (it writes a progress file).
 
     python bench/scan_bench.py                       # 1k, 10k, 100k
     BENCH_MAX=1000000 python bench/scan_bench.py     # and 1M
@@ -130,17 +132,31 @@ def child_naive(endpoint: str, bucket: str, prefix: str, manifest_id: str) -> di
         for obj in page.get("Contents", [])
         if obj["Key"].lower().endswith(".pdf")
     ]
-    lines = [
-        json.dumps({"key": key, "url": s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})})
-        + "\n"
-        for key in keys
-    ]
+    lines = []
+    for done, key in enumerate(keys, 1):
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})
+        lines.append(json.dumps({"key": key, "url": url}) + "\n")
+        if done % 1000 == 0:
+            _progress(done)
     path = Path(tempfile.gettempdir()) / f"manifest-{manifest_id}.jsonl"
     path.write_text("".join(lines))
     manifest_key = f"manifests/{manifest_id}.jsonl"
     s3.put_object(Bucket=bucket, Key=manifest_key, Body=path.read_bytes(), ContentType="application/x-ndjson")
     path.unlink()
     return {"count": len(keys), "manifest_key": manifest_key}
+
+
+_work_started = 0.0
+
+
+def _progress(presigned: int) -> None:
+    """Tell the parent when the work began and how far it got, in case the time cap stops us."""
+    global _work_started
+    path = os.environ.get("BENCH_PROGRESS_FILE")
+    if presigned == 0:
+        _work_started = time.time()
+    if path:
+        Path(path).write_text(f"{_work_started} {presigned}")
 
 
 def run_child(mode: str, endpoint: str, bucket: str, prefix: str) -> int:
@@ -155,6 +171,7 @@ def run_child(mode: str, endpoint: str, bucket: str, prefix: str) -> int:
     else:
         import boto3  # noqa: F401
     started = time.perf_counter()
+    _progress(0)
     if mode == "list":
         result = asyncio.run(child_list(endpoint, bucket, prefix))
     elif mode == "handler":
@@ -209,6 +226,44 @@ class StandInProcess:
             return json.loads(response.read())
 
 
+def raw_listing_rate(endpoint: str, bucket: str, keys: int) -> dict[str, Any]:
+    """List a bucket with bare HTTP (no XML parsing): what the stand-in itself can serve.
+
+    Shows that the stand-in is not what bounds the scans: botocore's XML
+    parsing of each 1,000-key page is.
+    """
+    import http.client
+    import re
+    from urllib.parse import quote, urlsplit
+
+    connection = http.client.HTTPConnection(urlsplit(endpoint).netloc, timeout=60)
+    token_pattern = re.compile(rb"<NextContinuationToken>([^<]+)</NextContinuationToken>")
+    token: bytes | None = None
+    pages = received = 0
+    started = time.perf_counter()
+    while True:
+        query = f"list-type=2&prefix={quote(PREFIX)}&encoding-type=url"
+        if token is not None:
+            query += f"&continuation-token={quote(token.decode())}"
+        connection.request("GET", f"/{bucket}?{query}")
+        body = connection.getresponse().read()
+        pages += 1
+        received += len(body)
+        match = token_pattern.search(body)
+        if match is None:
+            break
+        token = match.group(1)
+    seconds = time.perf_counter() - started
+    connection.close()
+    return {
+        "bucket_keys": keys,
+        "pages": pages,
+        "seconds": round(seconds, 3),
+        "keys_per_second": round(keys / seconds),
+        "bytes": received,
+    }
+
+
 def _dir_bytes(path: Path) -> int:
     total = 0
     with contextlib.suppress(FileNotFoundError):
@@ -227,10 +282,12 @@ def measure_run(
     import psutil
 
     tmpdir = Path(tempfile.mkdtemp(prefix=f"scan-bench-{mode}-"))
+    progress_file = Path(tempfile.mkdtemp(prefix="scan-bench-progress-")) / "presigned"
     env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
     env.update(CHILD_ENV)
     env.update(
         {
+            "BENCH_PROGRESS_FILE": str(progress_file),
             "TMPDIR": str(tmpdir),
             "S3_ENDPOINT_URL": server.endpoint,
             "BUCKET_NAME": bucket,
@@ -270,6 +327,7 @@ def measure_run(
             break
         time.sleep(POLL_SECONDS)
     wall = time.perf_counter() - started
+    stopped_at = time.time()
     stdout, stderr = child.communicate()
     after = server.state()
     listed = after["listed_keys"].get(bucket, 0) - listed_before
@@ -287,8 +345,29 @@ def measure_run(
         "keys_listed": listed,
     }
     if capped:
-        row.update(capped_at_seconds=cap, keys_per_second=round(listed / cap, 1))
+        # How far it got: the handler's presigning trails its listing by at most
+        # its queue plus a page, so keys listed is its progress; the naive
+        # script lists everything first, so it reports PDFs presigned itself.
+        work_started, presigned = time.time() - wall, 0
+        with contextlib.suppress(OSError, ValueError):
+            started_text, presigned_text = progress_file.read_text().split()
+            work_started, presigned = float(started_text), int(presigned_text)
+        work_seconds = max(1e-3, stopped_at - work_started)
+        if mode == "naive":
+            reached = round(presigned * total_keys / expected_pdfs) if expected_pdfs else 0
+            row.update(progress_measure="PDFs presigned (scaled to keys)", pdfs_presigned=presigned)
+        else:
+            reached = listed
+            row.update(progress_measure="keys listed")
+        row.update(
+            capped_at_seconds=cap,
+            work_seconds=round(work_seconds, 3),
+            keys_reached=reached,
+            keys_per_second=round(reached / work_seconds, 1),
+        )
+        shutil.rmtree(progress_file.parent, ignore_errors=True)
         return row
+    shutil.rmtree(progress_file.parent, ignore_errors=True)
     if child.returncode != 0:
         row["error"] = (stderr.strip().splitlines() or [f"exit code {child.returncode}"])[-1]
         return row
@@ -388,6 +467,12 @@ def main(argv: list[str] | None = None) -> int:
         StandInProcess(buckets) as server,
         tqdm(total=1, unit="key", unit_scale=True, leave=False, disable=None) as bar,
     ):
+        biggest = max(sizes)
+        raw = raw_listing_rate(server.endpoint, f"gen-{biggest}", biggest)
+        tqdm.write(
+            f"stand-in alone (bare HTTP, no XML parsing): {biggest:,} keys in {raw['seconds']:.2f}s "
+            f"({raw['keys_per_second']:,} keys/s)"
+        )
         for n in sizes:
             expected = GeneratedBucket(n, PREFIX, 10).pdf_count
             for mode in args.modes:
@@ -410,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             "cap_seconds": args.cap,
             "poll_seconds": POLL_SECONDS,
         },
+        "standin_raw_listing": raw,
         "rows": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -431,8 +517,9 @@ def _describe(row: dict[str, Any]) -> str:
         return f"{head} ERROR {row['error']}"
     if not row["completed"]:
         return (
-            f"{head} capped at {row['capped_at_seconds']:.0f}s after {row['keys_listed']:,} keys listed "
-            f"(~{row['keys_per_second']:,.0f} keys/s), peak RSS {rss:.0f} MiB, peak /tmp {tmp:.1f} MiB"
+            f"{head} capped at {row['capped_at_seconds']:.0f}s, reached ~{row['keys_reached']:,} keys "
+            f"({row['progress_measure']}; ~{row['keys_per_second']:,.0f} keys/s), "
+            f"peak RSS {rss:.0f} MiB, peak /tmp {tmp:.1f} MiB"
         )
     ratio = f", {row['vs_bare_list']}x bare LIST" if "vs_bare_list" in row else ""
     return (

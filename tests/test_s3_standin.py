@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import io
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -205,3 +206,43 @@ def test_command_line_serves_until_terminated() -> None:
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+def test_scan_bench_runs_every_mode_end_to_end(tmp_path: Path) -> None:
+    """A tiny scan benchmark (one child process per mode) still runs against today's handler.
+
+    The naive mode is left to ``make bench``: it is bench-only code, and each
+    child is a cold start that costs seconds on a busy 2-core machine.
+    """
+    results = tmp_path / "scan.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "scan_bench.py"),
+            "--sizes",
+            "300",
+            "--modes",
+            "list",
+            "handler",
+            "--cap",
+            "60",
+            "--json",
+            str(results),
+            "--graphs",
+            str(tmp_path / "graphs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    rows = {row["mode"]: row for row in json.loads(results.read_text())["rows"]}
+    assert set(rows) == {"list", "handler"}
+    assert all(row["completed"] and not row.get("error") for row in rows.values())
+    assert rows["list"]["count"] == rows["handler"]["manifest_lines"] == 270
+    assert sorted(path.name for path in (tmp_path / "graphs").iterdir()) == [
+        "bench-scan-rss.svg",
+        "bench-scan-throughput.svg",
+        "bench-scan-tmp.svg",
+    ]
