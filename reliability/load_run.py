@@ -23,6 +23,7 @@ import argparse
 import collections
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -73,7 +74,7 @@ class Wave:
         values = sorted(c.seconds for c in self.calls)
         if not values:
             return 0.0
-        rank = min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))
+        rank = min(len(values) - 1, max(0, math.ceil(q / 100 * len(values)) - 1))  # nearest rank
         return values[rank]
 
     @property

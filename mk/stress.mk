@@ -1,0 +1,31 @@
+# Reliability (issue 9 "prove nothing hangs, nothing is lost, nothing leaks").
+# Included by the Makefile; PY and install come from there. `make test` runs a
+# fast slice (tests/test_faults.py, test_load.py, test_fuzz.py); this is the full run:
+#   make stress                   200 fault schedules, 50 concurrent invocations, a long fuzz pass
+#   make stress SEED=123          another fault schedule set (each schedule line says how to replay it)
+#   python -m reliability.fault_run --seed SEED --only N --verbose    replay one schedule
+STRESS_SEED        ?= $(if $(SEED),$(SEED),20261125)
+STRESS_SCHEDULES   ?= 200
+STRESS_PARALLEL    ?= 4
+STRESS_CONCURRENCY ?= 50
+STRESS_FUZZ        ?= 1000
+STRESS_FUZZ_CLI    ?= 40
+
+.PHONY: stress stress-faults stress-load stress-fuzz
+
+stress: install ## full fault/load/fuzz run (SEED=... replays a fault schedule set); several minutes
+	@status=0; \
+	$(MAKE) --no-print-directory stress-faults || status=1; \
+	$(MAKE) --no-print-directory stress-load || status=1; \
+	$(MAKE) --no-print-directory stress-fuzz || status=1; \
+	exit $$status
+
+stress-faults: install ## STRESS_SCHEDULES seeded fault schedules through the fault proxy (SEED=...)
+	$(PY) -m reliability.fault_run --seed $(STRESS_SEED) --schedules $(STRESS_SCHEDULES) --parallel $(STRESS_PARALLEL)
+
+stress-load: install ## STRESS_CONCURRENCY concurrent invocations through invoke.py serve
+	$(PY) -m reliability.load_run --concurrency $(STRESS_CONCURRENCY)
+
+stress-fuzz: install ## hypothesis over events, invoke.py/seed.py arguments and environment values
+	FUZZ_EXAMPLES=$(STRESS_FUZZ) FUZZ_CLI_EXAMPLES=$(STRESS_FUZZ_CLI) FUZZ_DERANDOMIZE=0 \
+	  $(PY) -m pytest -q -p no:cacheprovider -n 2 -o timeout=1800 tests/test_fuzz.py
