@@ -17,6 +17,8 @@ It speaks just enough S3 XML for botocore/aiobotocore, path-style only:
 * ``PUT /{bucket}/{key}`` (PutObject), ``POST ?uploads``, ``PUT
   ?partNumber&uploadId``, ``POST ?uploadId``, ``DELETE ?uploadId``, including
   ``aws-chunked`` bodies with trailing checksums (botocore ≥ 1.36 sends them);
+  ``GET /{bucket}?uploads`` (ListMultipartUploads, one page), ``GET
+  ?uploadId`` (ListParts), ``DELETE /{bucket}/{key}`` (DeleteObject);
 * ``GET``/``HEAD /{bucket}/{key}`` of uploaded objects (body only if kept);
 * ``GET /_standin/objects``: JSON of every uploaded object (size, lines, ETag,
   parts) and of the keys listed so far per bucket, so a benchmark in another
@@ -152,6 +154,8 @@ class S3StandInApp:
         if not key:
             if method == "GET" and query.get("list-type") == "2":
                 return self.list_objects_v2(bucket, query)
+            if method == "GET" and "uploads" in query:
+                return self.list_uploads(bucket, query)
             if method == "HEAD":
                 return web.Response(status=200)
             return _error(501, "NotImplemented", f"{method} on a bucket is not implemented", bucket)
@@ -165,6 +169,11 @@ class S3StandInApp:
             return await self.complete_upload(request, query["uploadId"])
         if method == "DELETE" and "uploadId" in query:
             return self.abort_upload(query["uploadId"])
+        if method == "DELETE":
+            self.objects.pop((bucket, key), None)
+            return web.Response(status=204)
+        if method == "GET" and "uploadId" in query:
+            return self.list_parts(bucket, key, query["uploadId"])
         if method in ("GET", "HEAD"):
             return self.get_object(method, bucket, key)
         return _error(501, "NotImplemented", f"{method} is not implemented", key)
@@ -262,6 +271,44 @@ class S3StandInApp:
             f'{XML_HEAD}<CompleteMultipartUploadResult xmlns="{S3_NS}">'
             f"<Location>/{quote(upload.bucket)}/{quote(upload.key)}</Location><Bucket>{escape(upload.bucket)}</Bucket>"
             f"<Key>{escape(upload.key)}</Key><ETag>{escape(etag)}</ETag></CompleteMultipartUploadResult>"
+        )
+        return web.Response(body=body.encode(), content_type="application/xml")
+
+    def list_uploads(self, bucket: str, query: Any) -> web.Response:
+        """ListMultipartUploads: the open uploads under a prefix (one page; there are few)."""
+        prefix = query.get("prefix", "")
+        url = query.get("encoding-type") == "url"
+        enc = (lambda s: quote(s, safe="/")) if url else escape
+        uploads = sorted(
+            (u.key, upload_id)
+            for upload_id, u in self.uploads.items()
+            if u.bucket == bucket and u.key.startswith(prefix)
+        )
+        entries = "".join(
+            f"<Upload><Key>{enc(key)}</Key><UploadId>{upload_id}</UploadId>"
+            f"<Initiated>{LAST_MODIFIED}</Initiated><StorageClass>STANDARD</StorageClass></Upload>"
+            for key, upload_id in uploads
+        )
+        body = (
+            f'{XML_HEAD}<ListMultipartUploadsResult xmlns="{S3_NS}"><Bucket>{escape(bucket)}</Bucket>'
+            f"<KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><Prefix>{enc(prefix)}</Prefix>"
+            f"{'<EncodingType>url</EncodingType>' if url else ''}<MaxUploads>1000</MaxUploads>"
+            f"<IsTruncated>false</IsTruncated>{entries}</ListMultipartUploadsResult>"
+        )
+        return web.Response(body=body.encode(), content_type="application/xml")
+
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> web.Response:
+        upload = self.uploads.get(upload_id)
+        if upload is None:
+            return _error(404, "NoSuchUpload", "The specified upload does not exist", upload_id)
+        entries = "".join(
+            f"<Part><PartNumber>{n}</PartNumber><LastModified>{LAST_MODIFIED}</LastModified>"
+            f'<ETag>"{sink.md5.hexdigest()}"</ETag><Size>{sink.size}</Size></Part>'
+            for n, sink in sorted(upload.parts.items())
+        )
+        body = (
+            f'{XML_HEAD}<ListPartsResult xmlns="{S3_NS}"><Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>'
+            f"<UploadId>{upload_id}</UploadId><IsTruncated>false</IsTruncated>{entries}</ListPartsResult>"
         )
         return web.Response(body=body.encode(), content_type="application/xml")
 

@@ -12,6 +12,7 @@ import asyncio
 import http.client
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -220,7 +221,7 @@ def test_scan_bench_runs_every_mode_end_to_end(tmp_path: Path) -> None:
             sys.executable,
             str(ROOT / "bench" / "scan_bench.py"),
             "--sizes",
-            "300",
+            "8000",
             "--modes",
             "list",
             "handler",
@@ -235,14 +236,30 @@ def test_scan_bench_runs_every_mode_end_to_end(tmp_path: Path) -> None:
         text=True,
         timeout=110,
         check=False,
+        env={**os.environ, "MANIFEST_PART_BYTES": str(5 * 1024 * 1024)},  # two parts: the multipart path
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     rows = {row["mode"]: row for row in json.loads(results.read_text())["rows"]}
     assert set(rows) == {"list", "handler"}
     assert all(row["completed"] and not row.get("error") for row in rows.values())
-    assert rows["list"]["count"] == rows["handler"]["manifest_lines"] == 270
+    assert rows["list"]["count"] == rows["handler"]["manifest_lines"] == 7200
+    assert rows["handler"]["manifest_parts"] >= 2
     assert sorted(path.name for path in (tmp_path / "graphs").iterdir()) == [
         "bench-scan-rss.svg",
         "bench-scan-throughput.svg",
         "bench-scan-tmp.svg",
     ]
+
+
+def test_open_uploads_are_listed_and_objects_deleted(s3: Any, standin: StandIn) -> None:
+    """ManifestUpload lists open uploads for its key (to abort strays) and deletes failed manifests."""
+    first = s3.create_multipart_upload(Bucket="out", Key="manifests/stray.jsonl")["UploadId"]
+    s3.create_multipart_upload(Bucket="out", Key="elsewhere/x.jsonl")
+    s3.upload_part(Bucket="out", Key="manifests/stray.jsonl", UploadId=first, PartNumber=1, Body=b"abc")
+    listed = s3.list_multipart_uploads(Bucket="out", Prefix="manifests/stray")
+    assert [(u["Key"], u["UploadId"]) for u in listed["Uploads"]] == [("manifests/stray.jsonl", first)]
+    parts = s3.list_parts(Bucket="out", Key="manifests/stray.jsonl", UploadId=first)["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, 3)]
+    s3.put_object(Bucket="out", Key="manifests/gone.jsonl", Body=b"x")
+    s3.delete_object(Bucket="out", Key="manifests/gone.jsonl")
+    assert ("out", "manifests/gone.jsonl") not in standin.state.objects
