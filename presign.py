@@ -22,6 +22,8 @@ API::
     presigner = S3Presigner.from_client(client, expires_in=900)  # boto3 or aiobotocore S3 client
     url = presigner.presign_get(bucket, key, credentials, now=None)
     urls = presigner.presign_many(bucket, keys, credentials, now=None)  # one timestamp for the batch
+    presigner.bucket_url(bucket)        # the URL keys are appended to, e.g. "http://127.0.0.1:9000/bucket/"
+    signing_key(secret, "20260401", region)  # the cached SigV4 key (tests, diagnostics)
 
 ``credentials`` is a frozen ``botocore.credentials.ReadOnlyCredentials`` (or
 anything with ``access_key``, ``secret_key`` and ``token``): the caller fetches
@@ -38,11 +40,16 @@ Equivalence, as botocore 1.40.61 behaves (the tests pin it):
   as given (default ``"legacy"``).
 * ``addressing_style``: ``"auto"`` (botocore's default, also what an unset
   style means), ``"path"`` or ``"virtual"``. With a custom endpoint botocore
-  uses path style unless ``"virtual"`` is asked for. On AWS, botocore presigns
-  virtual-hostable buckets on the *global* host (``bucket.s3.amazonaws.com``)
-  whatever the region (signed for the configured region) unless the style is
-  ``"virtual"``; bucket names that are not host labels (dots, too short) fall
-  back to path style; all of that comes from botocore's ruleset and handlers.
+  uses path style unless ``"virtual"`` is asked for. On AWS (partition
+  ``aws``, style not ``"virtual"``, not us-east-1 with the ``"regional"``
+  setting) botocore presigns on the *global* host whatever the region, signed
+  for the configured region: ``https://bucket.s3.amazonaws.com/key`` for
+  virtual-hostable names, ``https://s3.amazonaws.com/Bucket/key`` for host
+  labels that are not (uppercase, shorter than 3); names that are not host
+  labels (dots, underscores) use regional path style
+  (``https://s3.eu-west-1.amazonaws.com/my.bucket/key``). Other partitions
+  (``cn-*``, ``us-gov-*``) are regional. All of it comes from botocore's
+  ruleset plus the presign rules of its handlers, reproduced in ``_resolve``.
 * Keys are not normalised: every UTF-8 byte except ``A-Za-z0-9-_.~/`` is
   percent-encoded, and ``//``, ``/./``, ``/../``, leading and trailing ``/``
   are signed and sent as they are (S3 does not normalise the path either).
