@@ -3,8 +3,8 @@
 Every invocation must end as a success with a complete, correct manifest or
 as a clean failure (error reported, no manifest, no pending upload, empty
 /tmp); never a hang. ``make stress`` runs 200 schedules over 2,500 keys; these
-20 run over 1,100 keys (still a multi-page listing) in four chunks, so
-``pytest -n 2`` spreads them over both cores.
+20 run over 1,100 keys (still a multi-page listing) in two chunks of five
+harnesses side by side, so ``pytest -n 2`` spreads them over both cores.
 
 Two gaps this harness found in manifest_upload.py (an orphaned multipart
 upload after a lost CreateMultipartUpload response, and a manifest left behind
@@ -162,6 +162,17 @@ def test_lost_create_multipart_response_leaves_no_orphan_upload(harness: FaultHa
 
 def test_lost_put_acknowledgement_leaves_no_manifest_after_failure(harness: FaultHarness) -> None:
     schedule = Schedule(0, 0, "persistent", False, operation="PutObject", start=0, fault=Fault.RESET_BEFORE_HEADERS)
+
+    outcome = harness.run(schedule)
+
+    assert outcome.status == "clean-failure", outcome.line()
+
+
+def test_lost_complete_acknowledgement_leaves_no_manifest_after_failure(harness: FaultHarness) -> None:
+    """S3 completed the upload but the client never heard: the failure must not leave the manifest visible."""
+    schedule = Schedule(
+        0, 0, "persistent", True, operation="CompleteMultipartUpload", start=0, fault=Fault.RESET_AFTER_HEADERS
+    )
 
     outcome = harness.run(schedule)
 
