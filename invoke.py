@@ -189,7 +189,7 @@ def run(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     try:
         event = load_event(args.event)
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
         print(f"invoke.py: cannot read event {args.event!r}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:

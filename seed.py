@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -153,11 +154,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def check_endpoint(endpoint: str) -> None:
+    parts = urlsplit(endpoint)
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in {"http", "https"} or not parts.hostname or not port_ok:
+        raise SeedError(f"endpoint {endpoint!r} is not a URL like http://localhost:9000")
+
+
 def seed(args: argparse.Namespace) -> tuple[int, int, str]:
     """Upload what is missing; return (uploaded, skipped, destination)."""
     bucket = args.bucket or os.environ.get("BUCKET_NAME") or "my-company-reports-bucket"
     prefix = args.prefix if args.prefix is not None else os.environ.get("PREFIX", "2026/04/")
     endpoint = args.endpoint_url or os.environ.get("S3_ENDPOINT_URL") or None
+    if endpoint is not None:
+        check_endpoint(endpoint)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     source = args.source_dir or os.environ.get("SOURCE_DIR")
     items = directory_items(prefix, Path(source)) if source else generated_items(prefix, args.count, not args.no_decoys)
