@@ -185,7 +185,7 @@ def test_missing_bucket_is_a_fast_404_with_clean_tmp(load_handler, context_facto
 
 
 def test_unreachable_endpoint_fails_fast(load_handler, context_factory, lambda_tmp):
-    module = load_handler(S3_ENDPOINT_URL="http://127.0.0.1:9", BUCKET_NAME="b")
+    module = load_handler(S3_ENDPOINT_URL="http://127.0.0.1:9", BUCKET_NAME="b", S3_MAX_ATTEMPTS=2)
     started = time.monotonic()
 
     with pytest.raises(Exception, match="Could not connect"):
