@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 AWKWARD_KEYS = [
     "2026/04/with space.pdf",
@@ -299,3 +301,11 @@ def test_handler_urls_are_byte_identical_to_botocores(load_handler, context_fact
                 "get_object", Params={"Bucket": bucket, "Key": line["key"]}, ExpiresIn=1234
             )
         assert line["url"] == expected, line["key"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.text(min_size=1), url=st.text())
+def test_manifest_line_equals_json_dumps(key, url):
+    import lambda_function
+
+    assert lambda_function._manifest_line(key, url) == json.dumps({"key": key, "url": url}, ensure_ascii=False) + "\n"
