@@ -56,7 +56,7 @@ RESULTS = ROOT / "bench" / "results" / "scan.json"
 GRAPHS = ROOT / "docs" / "graphs"
 PREFIX = "2026/04/"
 REGION = "us-east-1"
-MODES = ("list", "handler", "naive")
+MODES = ("list", "list-handler", "handler", "naive")
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 POLL_SECONDS = 0.02
 # Only loopback, dummy credentials, and no shared AWS config: nothing here can reach AWS.
@@ -98,6 +98,25 @@ async def child_list(endpoint: str, bucket: str, prefix: str) -> dict[str, Any]:
             for obj in page.get("Contents", []):
                 keys += 1
                 pdfs += obj["Key"].lower().endswith(".pdf")
+    return {"count": pdfs, "keys": keys, "pages": pages}
+
+
+async def child_handler_list(bucket: str, prefix: str) -> dict[str, Any]:
+    """The handler's own listing alone: its client settings, no presign, no upload.
+
+    Comparing the handler with this isolates what presigning, writing and
+    uploading add; comparing it with ``child_list`` shows what the handler's
+    client settings (timestamps kept as text) save.
+    """
+    import lambda_function
+
+    keys = pdfs = pages = 0
+    async with lambda_function._s3_client(lambda_function.S3_ENDPOINT_URL) as client:
+        async for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            pages += 1
+            for obj in page.get("Contents", []):
+                keys += 1
+                pdfs += lambda_function.is_pdf(obj["Key"])
     return {"count": pdfs, "keys": keys, "pages": pages}
 
 
@@ -163,7 +182,7 @@ def run_child(mode: str, endpoint: str, bucket: str, prefix: str) -> int:
     """Import first (Lambda's init phase), then time the work alone (the invocation)."""
     manifest_id = f"bench-{mode}-{bucket}"
     imported = time.perf_counter()
-    if mode == "handler":
+    if mode in ("handler", "list-handler"):
         sys.path.insert(0, str(ROOT))
         import lambda_function  # noqa: F401 -- the cold start: config, clients' session, powertools
     elif mode == "list":
@@ -174,6 +193,8 @@ def run_child(mode: str, endpoint: str, bucket: str, prefix: str) -> int:
     _progress(0)
     if mode == "list":
         result = asyncio.run(child_list(endpoint, bucket, prefix))
+    elif mode == "list-handler":
+        result = asyncio.run(child_handler_list(bucket, prefix))
     elif mode == "handler":
         result = asyncio.run(child_handler(bucket, prefix, manifest_id))
     elif mode == "naive":
@@ -390,7 +411,7 @@ def measure_run(
         row.update(manifest_bytes=manifest["size"], manifest_lines=manifest["lines"], manifest_parts=manifest["parts"])
         if manifest["lines"] != expected_pdfs:
             row["error"] = f"manifest has {manifest['lines']} lines, expected {expected_pdfs}"
-    elif mode != "list":
+    elif mode not in ("list", "list-handler"):
         row["error"] = "no manifest was uploaded"
     return row
 
@@ -403,7 +424,12 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, fmt: str = "svg") -> list[Pa
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = {"list": "bare LIST (aiobotocore)", "handler": "build_manifest (handler)", "naive": "naive baseline"}
+    labels = {
+        "list": "bare LIST (stock aiobotocore)",
+        "list-handler": "bare LIST (handler's client)",
+        "handler": "build_manifest (handler)",
+        "naive": "naive baseline",
+    }
     written = []
     for name, field, ylabel, scale in (
         ("throughput", "keys_per_second", "keys per second", 1),
@@ -479,11 +505,12 @@ def main(argv: list[str] | None = None) -> int:
                 row = measure_run(server, mode, f"gen-{n}", expected, n, args.cap, bar)
                 rows.append(row)
                 tqdm.write(_describe(row))
-    listing = {r["keys"]: r for r in rows if r["mode"] == "list" and r["completed"]}
-    for row in rows:
-        base = listing.get(row["keys"])
-        if base and row["completed"] and row["mode"] != "list":
-            row["vs_bare_list"] = round(row["seconds"] / base["seconds"], 2)
+    for base_mode, field in (("list", "vs_bare_list"), ("list-handler", "vs_handler_list")):
+        listing = {r["keys"]: r for r in rows if r["mode"] == base_mode and r["completed"]}
+        for row in rows:
+            base = listing.get(row["keys"])
+            if base and row["completed"] and row["mode"] not in ("list", base_mode):
+                row[field] = round(row["seconds"] / base["seconds"], 2)
     report = {
         "benchmark": "scan",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -512,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
 def _describe(row: dict[str, Any]) -> str:
     rss = row["peak_rss_bytes"] / 2**20
     tmp = row["peak_tmp_bytes"] / 2**20
-    head = f"{row['mode']:>7} {row['keys']:>9,} keys:"
+    head = f"{row['mode']:>12} {row['keys']:>9,} keys:"
     if row.get("error"):
         return f"{head} ERROR {row['error']}"
     if not row["completed"]:
@@ -521,7 +548,9 @@ def _describe(row: dict[str, Any]) -> str:
             f"({row['progress_measure']}; ~{row['keys_per_second']:,.0f} keys/s), "
             f"peak RSS {rss:.0f} MiB, peak /tmp {tmp:.1f} MiB"
         )
-    ratio = f", {row['vs_bare_list']}x bare LIST" if "vs_bare_list" in row else ""
+    ratio = f", {row['vs_bare_list']}x stock LIST" if "vs_bare_list" in row else ""
+    if "vs_handler_list" in row:
+        ratio += f", {row['vs_handler_list']}x its own LIST"
     return (
         f"{head} {row['seconds']:.2f}s ({row['keys_per_second']:,.0f} keys/s{ratio}), "
         f"peak RSS {rss:.0f} MiB, peak /tmp {tmp:.1f} MiB"

@@ -313,3 +313,40 @@ def test_emf_metrics_carry_the_scan_figures(load_handler, context_factory, s3, b
     assert emf["ObjectsSkipped"] in (1, [1.0], 1.0)
     assert emf["PagesListed"] in (1, [1.0], 1.0)
     assert emf["ManifestBytes"] in (manifest_size, [float(manifest_size)], float(manifest_size))
+
+
+# --- the sample events in events/ (shared with invoke.py and the docs) ----------
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "prefix", "keys"),
+    [
+        ("direct", "direct", None, None),
+        ("stepfunctions-map-item", "direct", None, None),
+        ("apigateway-proxy", "http", None, None),
+        ("s3-object-created", "s3-notification", "", ("2026/04/quarterly report.pdf",)),
+    ],
+)
+def test_every_sample_event_is_a_valid_request(name, source, prefix, keys):
+    from local_runtime.events import load_event
+
+    event = load_event(name)
+    request = parse_event(
+        event,
+        default_bucket="my-company-reports-bucket",
+        default_prefix="2026/04/",
+        allowed_buckets=frozenset({"my-company-reports-bucket"}),
+    )
+
+    assert request.source == source
+    assert request.bucket == "my-company-reports-bucket"
+    if prefix is not None:
+        assert request.prefix == prefix
+    if keys is not None:
+        assert request.keys == keys
+
+
+def test_the_sample_events_cover_every_shape():
+    from local_runtime.events import sample_events
+
+    assert set(sample_events()) >= {"direct", "stepfunctions-map-item", "apigateway-proxy", "s3-object-created"}
