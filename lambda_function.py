@@ -183,8 +183,12 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     except ClientError as exc:
         status = _CALLER_ERRORS.get(exc.response.get("Error", {}).get("Code", ""))
         if status is None:
+            _failed(exc)
             raise
         return _rejected(status, f"s3://{request.bucket}: {exc.response['Error'].get('Message') or exc}")
+    except Exception as exc:
+        _failed(exc)
+        raise  # Lambda reports it; async invokes are retried, then go to the failure destination
     duration_ms = (time.perf_counter() - started) * 1000
 
     metrics.add_metric(name="PdfsInManifest", unit=MetricUnit.Count, value=result["count"])
@@ -206,6 +210,11 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
 
 # S3 error codes that mean "the caller asked for something that cannot work".
 _CALLER_ERRORS = {"NoSuchBucket": 404, "AccessDenied": 403, "AllAccessDisabled": 403}
+
+
+def _failed(exc: Exception) -> None:
+    logger.error("scan failed", error_type=type(exc).__name__, error=str(exc))
+    metrics.add_metric(name="ScanFailures", unit=MetricUnit.Count, value=1)
 
 
 def _rejected(status: int, message: str) -> dict[str, Any]:

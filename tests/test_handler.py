@@ -294,9 +294,7 @@ def test_handler_urls_are_byte_identical_to_botocores(load_handler, context_fact
     for line in [*manifest_lines(body), {"key": body["manifest_key"], "url": body["manifest_url"]}]:
         signed_at = parse_qs(urlsplit(line["url"]).query)["X-Amz-Date"][0]
         pinned = datetime.datetime.strptime(signed_at, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
-        with mock.patch("botocore.auth.datetime") as clock:
-            clock.datetime.now.return_value = pinned
-            clock.datetime.utcnow.return_value = pinned.replace(tzinfo=None)
+        with mock.patch("botocore.auth.get_current_datetime", return_value=pinned.replace(tzinfo=None)):
             expected = oracle.generate_presigned_url(
                 "get_object", Params={"Bucket": bucket, "Key": line["key"]}, ExpiresIn=1234
             )
