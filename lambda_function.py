@@ -148,6 +148,7 @@ PRESIGNER = S3Presigner(
     endpoint_url=S3_PUBLIC_ENDPOINT_URL,
     addressing_style="path" if S3_PUBLIC_ENDPOINT_URL else "auto",
     expires_in=URL_EXPIRY_SECONDS,
+    data_loader=_CORE_SESSION.get_component("data_loader"),  # endpoint rules read once, shared with the client
 )
 
 # Put on the queue after the last key: tells the consumer the listing is done.

@@ -131,18 +131,22 @@ class _Batch:
     outer: Any  # sha256 state primed with the signing key XOR opad
 
 
-@lru_cache(maxsize=1)
-def _endpoint_provider() -> tuple[EndpointProvider, list[dict[str, Any]]]:
-    """botocore's S3 endpoint ruleset and partition table, loaded once (~15 ms)."""
-    loader = create_loader()
+@lru_cache(maxsize=4)
+def _endpoint_provider(loader: Any = None) -> tuple[EndpointProvider, list[dict[str, Any]]]:
+    """botocore's S3 endpoint ruleset and partition table, loaded once (~15 ms).
+
+    Given a botocore session's own loader (``session.get_component("data_loader")``),
+    the files are read once for the presigner and the S3 client together.
+    """
+    loader = loader or create_loader()
     ruleset = loader.load_service_model("s3", "endpoint-rule-set-1")
     partitions = loader.load_data("partitions")
     return EndpointProvider(ruleset, partitions), partitions["partitions"]
 
 
-def _partition_of(region: str) -> str:
+def _partition_of(region: str, loader: Any = None) -> str:
     """The partition botocore's client reports in ``client.meta.partition``."""
-    _, partitions = _endpoint_provider()
+    _, partitions = _endpoint_provider(loader)
     for partition in partitions:
         if region in partition.get("regions", {}):
             return partition["id"]
@@ -240,6 +244,7 @@ class S3Presigner:
         addressing_style: str = "auto",
         expires_in: int = 3600,
         us_east_1_regional_endpoint: str = "legacy",
+        data_loader: Any = None,
     ) -> None:
         if not region:
             raise ValueError("region is required: SigV4 signs it into every URL")
@@ -259,11 +264,11 @@ class S3Presigner:
         else:
             self._force_path_style = addressing_style == "path"
         self._use_global_builtin = us_east_1_regional_endpoint == "legacy" and region == "us-east-1"
-        # ... and what generate_presigned_url adds (botocore.signers._should_use_global_endpoint).
-        self._presign_global = (
-            _partition_of(region) == "aws"
-            and not (us_east_1_regional_endpoint == "regional" and region == "us-east-1")
-            and addressing_style != "virtual"
+        # ... and what generate_presigned_url adds (botocore.signers._should_use_global_endpoint),
+        # worked out on first use: reading the ruleset at import would lengthen every cold start.
+        self._data_loader = data_loader
+        self._presign_global_unless_partition = (
+            not (us_east_1_regional_endpoint == "regional" and region == "us-east-1") and addressing_style != "virtual"
         )
         self._targets: dict[str, _Target] = {}
         self._last_batch: tuple[tuple[str, str, str, str | None, str], _Batch] | None = None
@@ -316,7 +321,9 @@ class S3Presigner:
             raise ValueError(f"S3 Express directory buckets are not supported: {bucket!r}")
         region, use_global = self.region, self._use_global_builtin
         path_style_required = not _HOST_LABEL.match(bucket)
-        if self._presign_global and not path_style_required and not self._force_path_style:
+        in_aws_partition = _partition_of(self.region, self._data_loader) == "aws"
+        presign_global = self._presign_global_unless_partition and in_aws_partition
+        if presign_global and not path_style_required and not self._force_path_style:
             region, use_global = "aws-global", True
         params: dict[str, Any] = {
             "Bucket": bucket,
@@ -331,7 +338,7 @@ class S3Presigner:
         }
         if self.endpoint_url is not None:
             params["Endpoint"] = self.endpoint_url
-        provider, _ = _endpoint_provider()
+        provider, _ = _endpoint_provider(self._data_loader)
         endpoint = provider.resolve_endpoint(**params)
         schemes = endpoint.properties.get("authSchemes") or [{"name": "sigv4", "signingName": "s3"}]
         if schemes[0].get("name") != "sigv4" or schemes[0].get("signingName") != "s3":
