@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import importlib.util
 import io
-import itertools
 import json
 import os
 import shutil
@@ -49,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from local_runtime.cold_import import import_fresh  # noqa: E402
 from local_runtime.context import make_context  # noqa: E402
 from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
 from reliability.fault_proxy import FaultProxy, running_proxy  # noqa: E402
@@ -76,7 +75,6 @@ TMP_LEAK = "files left in /tmp"
 ORPHANED_UPLOAD = "pending multipart upload left"
 MANIFEST_AFTER_FAILURE = "manifest object present after a failure"
 STATUSES = ("success", "clean-failure", "hang", "bad-manifest", "dirty-failure", "over-budget")
-_module_ids = itertools.count()
 
 
 class _Tail(io.TextIOBase):
@@ -130,13 +128,7 @@ def load_handler_module(env: dict[str, str]) -> ModuleType:
     try:
         os.environ.update(env)
         tempfile.tempdir = None  # re-read TMPDIR, as a new process would
-        name = f"lambda_function_faults_{next(_module_ids)}"
-        spec = importlib.util.spec_from_file_location(name, ROOT / "lambda_function.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up by name
-        spec.loader.exec_module(module)
-        return module
+        return import_fresh("lambda_function_faults")
     finally:
         for name, value in saved.items():
             if value is None:

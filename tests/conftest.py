@@ -7,8 +7,6 @@ environment a test asks for, exactly as a new execution environment would.
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import logging
 import os
 import sys
@@ -26,11 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from local_runtime.cold_import import import_fresh  # noqa: E402
 from local_runtime.context import make_context  # noqa: E402
 from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
 
 MOTO_ACCOUNT = "123456789012"
-_module_ids = itertools.count()
 
 # Dummy credentials for the whole session, so nothing can ever reach real AWS.
 for _name, _value in DUMMY_CREDENTIALS.items():
@@ -86,13 +84,7 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str, lambda_tmp: 
                 monkeypatch.setenv(name, str(value))
         monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR, as a new process would
         _forget_powertools_logger(os.environ.get("POWERTOOLS_SERVICE_NAME", "pdf-manifest"))
-        name = f"lambda_function_under_test_{next(_module_ids)}"
-        spec = importlib.util.spec_from_file_location(name, ROOT / "lambda_function.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up by name
-        spec.loader.exec_module(module)
-        return module
+        return import_fresh("lambda_function_under_test")
 
     return load
 
