@@ -25,10 +25,15 @@ class DemoError(Exception):
 
 
 def run_step(title: str, args: list[str], env: dict[str, str]) -> str:
+    """Run one script; show only its Lambda platform lines, or everything if it failed."""
     print(f"==> {title}", file=sys.stderr, flush=True)
-    done = subprocess.run([sys.executable, *args], cwd=HERE, env=env, stdout=subprocess.PIPE, text=True)
+    done = subprocess.run([sys.executable, *args], cwd=HERE, env=env, capture_output=True, text=True)
     if done.returncode != 0:
+        sys.stderr.write(done.stderr)
         raise DemoError(f"{title} failed with exit status {done.returncode}")
+    for line in done.stderr.splitlines():
+        if line.startswith(("START ", "END ", "REPORT ")):
+            print(f"    {line}", file=sys.stderr)
     return done.stdout
 
 
