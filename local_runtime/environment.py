@@ -138,12 +138,17 @@ class ExecutionEnvironment:
         self._requests = os.fdopen(request_write, "wb", buffering=0)
         threading.Thread(target=self._read_logs, daemon=True, name=f"logs-{self.id}").start()
         threading.Thread(target=self._read_responses, args=(response_read,), daemon=True).start()
-        message = self._next_message(time.monotonic() + INIT_TIMEOUT_S)
+        # An on-demand init that overruns Lambda's 10 s limit is not fatal there:
+        # init runs again inside the first invocation, under the function timeout.
+        # Here the first attempt simply goes on for that long (on a loaded machine
+        # fifty imports of aioboto3 at once can take more than 10 s).
+        init_budget_s = INIT_TIMEOUT_S + self.config.timeout_s
+        message = self._next_message(time.monotonic() + init_budget_s)
         init_ms = (time.perf_counter() - started) * 1000
         if message is None:
             self._kill()
             self._await_log_flush()
-            return init_ms, _timeout_error("", INIT_TIMEOUT_S)
+            return init_ms, _timeout_error("", init_budget_s)
         self._await_log_flush()
         if message["type"] == "exit":
             return init_ms, self._exit_error("")
