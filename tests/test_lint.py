@@ -12,3 +12,11 @@ def test_ruff_check_is_clean():
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
 
     assert done.returncode == 0, done.stdout
+
+
+def test_ruff_format_is_clean():
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "."], cwd=ROOT, capture_output=True, text=True
+    )
+
+    assert done.returncode == 0, done.stdout
