@@ -17,6 +17,7 @@ cold_warm_timeline.dot (rendered to .svg by ``make graphs``).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -222,6 +223,10 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         _child_fallback(int(argv[1]))
         return 0
+    argparse.ArgumentParser(
+        description="Measure a cold and two warm invocations (invoke.py --repeat 3 on an embedded S3) and "
+        "rewrite docs/graphs/cold_warm_timeline.json and .dot; `make timeline` also renders and rebuilds the page.",
+    ).parse_args(argv)
     data = measure()
     (GRAPHS / "cold_warm_timeline.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     (GRAPHS / "cold_warm_timeline.dot").write_text(timeline_dot(data), encoding="utf-8")

@@ -9,6 +9,7 @@ is stale without needing the same Graphviz version as whoever rendered it.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import shutil
 import subprocess
@@ -47,11 +48,21 @@ def render(dot_path: Path, dot_binary: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description="Render docs/graphs/*.dot (or the given .dot files) to .svg with Graphviz, "
+        "stamping each SVG with the hash of its source so staleness is testable."
+    )
+    parser.add_argument("dot_files", nargs="*", help="the .dot files to render (default: every one in docs/graphs/)")
+    args = parser.parse_args(argv)
     dot_binary = shutil.which("dot")
     if dot_binary is None:
         print("render.py: Graphviz 'dot' not found; run `make docs-deps` (apt-get install graphviz)", file=sys.stderr)
         return 2
-    targets = [Path(arg).resolve() for arg in argv] or sorted(GRAPHS.glob("*.dot"))
+    targets = [Path(arg).resolve() for arg in args.dot_files] or sorted(GRAPHS.glob("*.dot"))
+    missing = [str(path) for path in targets if not path.is_file()]
+    if missing:
+        print(f"render.py: no such .dot file: {', '.join(missing)}", file=sys.stderr)
+        return 2
     for dot_path in targets:
         out = render(dot_path, dot_binary)
         print(f"rendered {out.relative_to(GRAPHS.parent.parent)}")
