@@ -19,6 +19,7 @@ Standard library only, so ``make docs`` works before the virtualenv exists.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import html
 import json
@@ -451,9 +452,15 @@ def build(page: str, warn: Callable[[str], None] = lambda _msg: None) -> str:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description="Regenerate the generated regions of docs/index.html (walkthrough of lambda_function.py, "
+        "repository tree, configuration table, measured figures, benchmark plots)."
+    )
+    parser.add_argument("--check", action="store_true", help="only report (exit 1) if the page is out of date")
+    args = parser.parse_args(argv)
     current = INDEX.read_text(encoding="utf-8")
     fresh = build(current, warn=lambda msg: print(msg, file=sys.stderr))
-    if "--check" in argv:
+    if args.check:
         if fresh != current:
             print("docs/index.html is out of date with the repository: run `make docs`", file=sys.stderr)
             return 1

@@ -174,3 +174,31 @@ def test_demo_runs_end_to_end():
     assert done.returncode == 0, done.stderr
     assert "PDFs found        6" in done.stdout
     assert "Demo passed" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["tools/package.py"],
+        ["tools/deploy.py"],
+        ["bench/presign_bench.py"],
+        ["bench/scan_bench.py"],
+        ["bench/s3_standin.py"],
+        ["docs/build_docs.py"],
+        ["docs/graphs/render.py"],
+        ["docs/graphs/measure_timeline.py"],
+        ["-m", "reliability.fault_run"],
+        ["-m", "reliability.load_run"],
+        ["-m", "local_runtime.embedded_s3"],
+        ["invoke.py", "serve"],
+    ],
+)
+def test_every_other_script_has_help_and_does_nothing_else(command):
+    before = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+
+    done = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+    after = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert after == before
