@@ -36,7 +36,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 
 from manifest_upload import MIN_PART_BYTES, ManifestUpload
-from presign import S3Presigner
+from presign import MAX_EXPIRES_IN, S3Presigner
 from scan_request import BadRequest, ScanRequest, parse_allowed_buckets, parse_event
 
 # ---------------------------------------------------------------------------
@@ -45,7 +45,7 @@ from scan_request import BadRequest, ScanRequest, parse_allowed_buckets, parse_e
 #    misconfigured function fails at its first cold start, not mid-scan.
 # ---------------------------------------------------------------------------
 
-MAX_PRESIGN_EXPIRY_SECONDS = 604_800  # SigV4 query signatures live 7 days at most.
+MAX_PRESIGN_EXPIRY_SECONDS = MAX_EXPIRES_IN  # SigV4 query signatures live 7 days at most (presign.py)
 
 
 class ConfigError(ValueError):
