@@ -84,16 +84,21 @@ def best_rate(run: Callable[[int], None], batch: int, seconds: float, repeats: i
     return best, total
 
 
+def _client_args() -> dict[str, Any]:
+    """The same S3 client settings for the sync and the aio client, so they sign alike."""
+    return {
+        "service_name": "s3",
+        "region_name": REGION,
+        "endpoint_url": ENDPOINT,
+        "aws_access_key_id": CREDS.access_key,
+        "aws_secret_access_key": CREDS.secret_key,
+        "aws_session_token": CREDS.token,
+        "config": CONFIG,
+    }
+
+
 def sync_client() -> Any:
-    return botocore.session.get_session().create_client(
-        "s3",
-        region_name=REGION,
-        endpoint_url=ENDPOINT,
-        aws_access_key_id=CREDS.access_key,
-        aws_secret_access_key=CREDS.secret_key,
-        aws_session_token=CREDS.token,
-        config=CONFIG,
-    )
+    return botocore.session.get_session().create_client(**_client_args())
 
 
 def measure(seconds: float, repeats: int) -> dict[str, Any]:
@@ -103,15 +108,7 @@ def measure(seconds: float, repeats: int) -> dict[str, Any]:
     loop = asyncio.new_event_loop()
     from aiobotocore.session import get_session
 
-    aio_context = get_session().create_client(
-        "s3",
-        region_name=REGION,
-        endpoint_url=ENDPOINT,
-        aws_access_key_id=CREDS.access_key,
-        aws_secret_access_key=CREDS.secret_key,
-        aws_session_token=CREDS.token,
-        config=CONFIG,
-    )
+    aio_context = get_session().create_client(**_client_args())
     aio_client = loop.run_until_complete(aio_context.__aenter__())
     try:
         with mock.patch.object(botocore.auth, "get_current_datetime", return_value=NOW):
