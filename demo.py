@@ -15,6 +15,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from local_runtime.venv_guard import ensure_project_python
+
+if __name__ == "__main__":
+    ensure_project_python("demo.py")
+
 from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
 
 HERE = Path(__file__).resolve().parent

@@ -22,6 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from local_runtime.venv_guard import ensure_project_python
+
+if __name__ == "__main__":
+    ensure_project_python("invoke.py")
+
 from local_runtime.config import DEFAULT_TIMEOUT_S, ConfigurationError, FunctionConfig, load_env_vars_file
 from local_runtime.environment import Invocation
 from local_runtime.events import load_event

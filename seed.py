@@ -18,6 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from local_runtime.venv_guard import ensure_project_python
+
+if __name__ == "__main__":
+    ensure_project_python("seed.py")
+
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError

@@ -47,6 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from local_runtime.venv_guard import ensure_project_python  # noqa: E402
+
+if __name__ == "__main__":
+    ensure_project_python("reliability.fault_run")
+
 from local_runtime.cold_import import import_fresh  # noqa: E402
 from local_runtime.context import make_context  # noqa: E402
 from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
@@ -186,6 +191,16 @@ class FaultHarness:
         self.direct: Any
 
     def __enter__(self) -> FaultHarness:
+        # What is started before a failure (moto's server thread, the proxy) must be
+        # stopped here: __exit__ never runs for a failed __enter__, and a live
+        # server thread kept the process from exiting (a failed handler import hung the run).
+        try:
+            return self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _start(self) -> FaultHarness:
         import boto3
         from botocore.config import Config
         from moto.s3.models import s3_backends

@@ -42,6 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from local_runtime.venv_guard import ensure_project_python  # noqa: E402
+
+if __name__ == "__main__":
+    ensure_project_python("reliability.load_run")
+
 from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
 
 MOTO_ACCOUNT = "123456789012"
