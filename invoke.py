@@ -28,30 +28,47 @@ if __name__ == "__main__":
     ensure_project_python("invoke.py")
 
 from local_runtime.config import DEFAULT_TIMEOUT_S, ConfigurationError, FunctionConfig, load_env_vars_file
+from local_runtime.env_file import warn_if_shadowed
 from local_runtime.environment import Invocation
 from local_runtime.events import load_event
 from local_runtime.pool import EnvironmentPool
+from local_runtime.s3_endpoint import endpoint_problem
+from local_runtime.template_config import TemplateFunction, load_template_function
 
 DEFAULT_FUNCTION_NAME = "pdf-manifest"
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
+DEFAULT_HANDLER, DEFAULT_MEMORY_MB = "lambda_function.handler", 128  # Lambda's own defaults
 EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _function_options() -> argparse.ArgumentParser:
     """Options that describe the function's configuration, shared by run and serve."""
     parser = argparse.ArgumentParser(add_help=False)
-    group = parser.add_argument_group("function configuration")
-    group.add_argument("--handler", default="lambda_function.handler", help="module.function (default: %(default)s)")
+    group = parser.add_argument_group(
+        "function configuration", "Defaults come from the function in template.yaml, as with sam local invoke."
+    )
+    group.add_argument(
+        "--template",
+        metavar="FILE",
+        default=str(DEFAULT_TEMPLATE),
+        help="SAM template to take handler, runtime, memory, timeout, architecture and environment variables "
+        "from (default: template.yaml; '' for Lambda's defaults: 3 s, 128 MB)",
+    )
+    group.add_argument("--handler", help="module.function (default: the template's Handler)")
     group.add_argument(
         "--function-name",
         default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", DEFAULT_FUNCTION_NAME),
         help="function name (default: %(default)s)",
     )
-    group.add_argument("--memory", type=int, default=512, help="memory size in MB, 128-10240 (default: %(default)s)")
+    group.add_argument("--memory", type=int, help="memory size in MB, 128-10240 (default: the template's MemorySize)")
     group.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help="seconds before the environment is killed, as Lambda does (default: %(default)s, Lambda's default)",
+        help="seconds before the environment is killed, as Lambda does (default: the template's Timeout)",
+    )
+    group.add_argument("--runtime", help="runtime to report, e.g. python3.13 (default: the template's Runtime)")
+    group.add_argument(
+        "--architecture", choices=("arm64", "x86_64"), help="architecture to report (default: the template's)"
     )
     group.add_argument(
         "--region", help="AWS_REGION of the function (default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1)"
@@ -104,7 +121,8 @@ def parse_run_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=1,
         metavar="N",
-        help="invoke N times in one execution environment: one cold start, then warm ones (default: 1)",
+        help="invoke N times in one execution environment: one cold start, then warm ones (default: 1); "
+        "N > 1 prints one JSON document per line (JSON Lines)",
     )
     return parser.parse_args(argv)
 
@@ -127,12 +145,31 @@ def parse_serve_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def load_template(args: argparse.Namespace) -> TemplateFunction | None:
+    """The template's function, or None with --template '' (or no template.yaml where the default points)."""
+    if not args.template or (args.template == str(DEFAULT_TEMPLATE) and not DEFAULT_TEMPLATE.is_file()):
+        return None
+    return load_template_function(args.template)
+
+
+def _first(*values: Any) -> Any:
+    """The first value that was given (an option, then the template, then Lambda's default)."""
+    return next(value for value in values if value is not None)
+
+
 def build_config(args: argparse.Namespace) -> FunctionConfig:
-    """Turn options, .env and --env-vars into a function configuration (ConfigurationError if invalid)."""
+    """Turn options, template.yaml, .env and --env-vars into a function configuration (ConfigurationError if invalid).
+
+    Precedence, lowest first: Lambda's defaults, the template, then the options;
+    for variables: the template's, the host environment, .env, --env-vars.
+    """
     from dotenv import dotenv_values  # local-only: real Lambda gets its variables from the configuration
 
+    template = load_template(args)
+    args.template_function = template
     dotenv = {k: v for k, v in dotenv_values(args.env_file).items() if v is not None} if args.env_file else {}
-    user_env = {k: v for k, v in dotenv.items() if args.clean_env or k not in os.environ}
+    user_env = {k: v for k, v in (template.env if template else {}).items() if args.clean_env or k not in os.environ}
+    user_env.update({k: v for k, v in dotenv.items() if args.clean_env or k not in os.environ})
     if args.env_vars:
         user_env.update(load_env_vars_file(args.env_vars, args.function_name))
     region = (
@@ -145,9 +182,9 @@ def build_config(args: argparse.Namespace) -> FunctionConfig:
     )
     return FunctionConfig(
         name=args.function_name,
-        handler=args.handler,
-        memory_mb=args.memory,
-        timeout_s=args.timeout,
+        handler=_first(args.handler, template and template.handler, DEFAULT_HANDLER),
+        memory_mb=_first(args.memory, template and template.memory_mb, DEFAULT_MEMORY_MB),
+        timeout_s=_first(args.timeout, template and template.timeout_s, DEFAULT_TIMEOUT_S),
         region=region,
         task_root=Path(__file__).resolve().parent,
         env=user_env,
@@ -157,13 +194,45 @@ def build_config(args: argparse.Namespace) -> FunctionConfig:
     )
 
 
-def print_result(invocation: Invocation) -> None:
+def describe(config: FunctionConfig, args: argparse.Namespace) -> str:
+    """One line, like sam local invoke's, saying which function configuration runs."""
+    import platform
+
+    template: TemplateFunction | None = args.template_function
+    runtime = _first(args.runtime, template and template.runtime, f"python{config.python_version}")
+    local = f"python{config.python_version}"
+    runtime_note = runtime if runtime == local else f"{runtime} (running on local {local})"
+    arch = _first(args.architecture, template and template.architecture, platform.machine())
+    source = f"{template.logical_id} in {Path(template.source).name}" if template else "Lambda's defaults"
+    return (
+        f"{config.name} ({source}): {config.handler}, {runtime_note}, {config.memory_mb} MB, "
+        f"{config.timeout_s:g} s timeout, {arch}"
+    )
+
+
+def warn_about_setup(prog: str, config: FunctionConfig, args: argparse.Namespace) -> None:
+    """One line each for what would otherwise surface late: shadowed .env values, an S3 that does not answer."""
+    if not args.clean_env:
+        warn_if_shadowed(prog, args.env_file)
+    endpoint = config.env.get("S3_ENDPOINT_URL") or ("" if config.clean_env else os.environ.get("S3_ENDPOINT_URL"))
+    problem = endpoint_problem(endpoint) if endpoint else None
+    if problem:
+        print(
+            f"{prog}: S3_ENDPOINT_URL {endpoint} {problem}: the function cannot reach S3 "
+            "(start one with make up or make verifier-up, or fix .env)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def print_result(invocation: Invocation, lines: bool = False) -> None:
+    """The payload as JSON: indented for one invocation, one compact line each with --repeat (JSON Lines)."""
     try:
         body: Any = json.loads(invocation.payload)
     except ValueError:
         sys.stdout.write(invocation.payload.decode("utf-8", "replace") + "\n")
     else:
-        print(json.dumps(body, indent=2))
+        print(json.dumps(body) if lines else json.dumps(body, indent=2))
     sys.stdout.flush()
 
 
@@ -203,12 +272,14 @@ def run(argv: list[str]) -> int:
         print(f"invoke.py: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     payload = json.dumps(event).encode("utf-8")
+    print(f"invoke.py: {describe(config, args)}", file=sys.stderr, flush=True)
+    warn_about_setup("invoke.py", config, args)
     invocations: list[Invocation] = []
     with EnvironmentPool(config, max_environments=1) as pool:
         for _ in range(args.repeat):
             invocation = pool.invoke(payload)
             invocations.append(invocation)
-            print_result(invocation)
+            print_result(invocation, lines=args.repeat > 1)
     if args.repeat > 1:
         print(summarise(invocations), file=sys.stderr)
     return EXIT_FUNCTION_ERROR if any(inv.function_error for inv in invocations) else EXIT_OK
@@ -231,12 +302,9 @@ def serve(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print(f"Invoke API for function {config.name!r} on {server.url}", flush=True)
-    print(
-        f"  aws lambda invoke --endpoint-url {server.url} --function-name {config.name} "
-        "--cli-binary-format raw-in-base64-out --payload '{}' out.json",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(f"  {describe(config, args)}", file=sys.stderr, flush=True)
+    warn_about_setup("invoke.py serve", config, args)
+    print(f"  try it (another terminal):\n    {aws_cli_example(server.url, config)}", file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
@@ -244,6 +312,19 @@ def serve(argv: list[str]) -> int:
     finally:
         server.release()
     return EXIT_OK
+
+
+def aws_cli_example(url: str, config: FunctionConfig) -> str:
+    """A command that works with the AWS CLI make install puts in .venv (v1) and with v2 alike.
+
+    fileb:// sends the file's bytes as they are under both (v2 would base64-decode
+    an inline or file:// payload without --cli-binary-format, which v1 rejects);
+    the loopback API checks no signature, but the CLI insists on a region and credentials.
+    """
+    return (
+        f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing .venv/bin/aws lambda invoke --region {config.region} "
+        f"--endpoint-url {url} --function-name {config.name} --payload fileb://events/direct.json out.json"
+    )
 
 
 def _stop_on_sigterm(signum: int, frame: Any) -> None:

@@ -1,0 +1,30 @@
+"""Does the S3 endpoint a local run points at answer at all?
+
+A handler whose S3 is down does not fail fast: botocore retries the
+connection with backoff, and a short function timeout then reports only
+"Task timed out". One TCP connect before invoking turns that into one line
+naming the endpoint and what to start.
+"""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+PROBE_TIMEOUT_S = 1.0
+
+
+def endpoint_problem(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """``None`` when something accepts TCP connections at ``url``; else why not, as a clause."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "is not a URL like http://localhost:9000"
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return "is not a URL like http://localhost:9000"
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"does not answer ({exc.strerror or exc})"
