@@ -8,10 +8,12 @@ manifest, and PDFs listed in it. Needs no Docker and no AWS account.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -21,8 +23,14 @@ if __name__ == "__main__":
     ensure_project_python("demo.py")
 
 from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+from local_runtime.events import keys_named_by_samples
 
 HERE = Path(__file__).resolve().parent
+NEXT_STEPS = """
+Next steps:
+  .venv/bin/python demo.py --keep-running      the same, then keep the S3 up to open the URLs yourself
+  .venv/bin/python invoke.py --repeat 3        cold and warm invocations (needs an S3: see README, "The local loop")
+  make help                                    every target, grouped; README.md for the local loop"""
 
 
 class DemoError(Exception):
@@ -37,7 +45,7 @@ def run_step(title: str, args: list[str], env: dict[str, str]) -> str:
         sys.stderr.write(done.stderr)
         raise DemoError(f"{title} failed with exit status {done.returncode}")
     for line in done.stderr.splitlines():
-        if line.startswith(("START ", "END ", "REPORT ")):
+        if line.startswith(("START ", "END ", "REPORT ", "invoke.py: ")):
             print(f"    {line}", file=sys.stderr)
     return done.stdout
 
@@ -51,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the PDF-manifest job end to end on an embedded S3 (moto).")
     parser.add_argument("--count", type=int, default=25, help="PDFs to generate (default: %(default)s)")
     parser.add_argument("--prefix", default="2026/04/", help="prefix to seed and scan (default: %(default)s)")
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="afterwards keep the embedded S3 up (until Ctrl-C) so the printed URLs can be opened",
+    )
     args = parser.parse_args(argv)
 
     with embedded_s3() as endpoint:
@@ -87,14 +100,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"demo.py: {exc}", file=sys.stderr)
             return 1
 
-    print()
-    print(f"PDFs found        {body['count']} (of {args.count} generated, decoys skipped)")
-    print(f"manifest          s3://{env['BUCKET_NAME']}/{body['manifest_key']} ({content_type}, {len(manifest)} bytes)")
-    if lines:
-        size = len(first_pdf)
-        print(f"first PDF         {lines[0]['key']} downloaded through its URL ({size} bytes, starts with %PDF-)")
-    print("manifest URL      presigned, fetched OK (valid for URL_EXPIRY_SECONDS; moto stops when the demo ends)")
-    print("\nDemo passed: the handler's manifest URL works and leads to the PDFs.")
+        named = len(keys_named_by_samples(env["BUCKET_NAME"], args.prefix))
+        print("\nThe handler's response (invoke.py's stdout):")
+        print(json.dumps(response, indent=2))
+        print()
+        found = f"{body['count']} ({args.count} generated + {named} the events/ samples name; decoys skipped)"
+        print(f"PDFs found        {found}")
+        where = f"s3://{env['BUCKET_NAME']}/{body['manifest_key']}"
+        print(f"manifest          {where} ({content_type}, {len(manifest)} bytes)")
+        print(f"manifest URL      {body['manifest_url']}")
+        if lines:
+            size = len(first_pdf)
+            print(f"first PDF         {lines[0]['key']} downloaded through its URL ({size} bytes, starts with %PDF-)")
+        print("\nDemo passed: the handler's manifest URL works and leads to the PDFs.")
+        if args.keep_running:
+            print(f"\nThe embedded S3 stays up at {endpoint}: open the URLs above. Ctrl-C stops it.", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+        else:
+            print("(The URLs stop working now: the embedded S3 ends with the demo; --keep-running keeps it.)")
+    print(NEXT_STEPS)
     return 0
 
 

@@ -1,8 +1,9 @@
 """Fill a bucket prefix with PDFs so the handler has something to scan.
 
 With ``--source-dir`` it uploads a directory tree; without one it generates
-small, valid PDFs (plus a few non-PDF decoys the handler must skip), so the
-demo works with nothing on disk. Objects already present with the same bytes
+small, valid PDFs (plus a few non-PDF decoys the handler must skip, and the
+PDFs the sample events in events/ name), so the demo and every sample event
+work with nothing on disk. Objects already present with the same bytes
 are skipped, so re-running is cheap.
 """
 
@@ -27,6 +28,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from tqdm import tqdm
+
+from local_runtime.env_file import warn_if_shadowed
+from local_runtime.events import keys_named_by_samples
 
 DECOYS = {
     "README.txt": b"Not a PDF: the manifest must not list this file.\n",
@@ -141,6 +145,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="PDFs to generate when no source directory is given (default: %(default)s)",
     )
     parser.add_argument("--no-decoys", action="store_true", help="do not add the non-PDF decoy files")
+    parser.add_argument(
+        "--no-sample-events",
+        action="store_true",
+        help="do not add the PDFs the events/ samples name (added only to their bucket, under PREFIX)",
+    )
     parser.add_argument("--bucket", help="bucket name (env BUCKET_NAME, default my-company-reports-bucket)")
     parser.add_argument("--prefix", help="key prefix (env PREFIX, default 2026/04/)")
     parser.add_argument(
@@ -179,6 +188,8 @@ def seed(args: argparse.Namespace) -> tuple[int, int, str]:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     source = args.source_dir or os.environ.get("SOURCE_DIR")
     items = directory_items(prefix, Path(source)) if source else generated_items(prefix, args.count, not args.no_decoys)
+    if not source and not args.no_sample_events:
+        items += [Item(key, make_pdf(key.rsplit("/", 1)[-1])) for key in keys_named_by_samples(bucket, prefix)]
 
     s3 = s3_client(endpoint, region)
     ensure_bucket(s3, bucket, region)
@@ -192,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from dotenv import load_dotenv
 
+    warn_if_shadowed("seed.py", args.env_file)
     load_dotenv(args.env_file, override=False)
     try:
         uploaded, skipped, destination = seed(args)

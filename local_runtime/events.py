@@ -36,3 +36,42 @@ def load_event(name_or_path: str | Path | None) -> Any:
 
 def sample_events() -> list[str]:
     return sorted(path.stem for path in EVENTS_DIR.glob("*.json"))
+
+
+SUBPREFIX_PDFS = ("agenda.pdf", "minutes.PDF")  # what a sample event's own sub-prefix gets when seeded
+
+
+def keys_named_by_samples(bucket: str, prefix: str) -> list[str]:
+    """PDF keys under ``prefix`` that the sample events need to find something.
+
+    seed.py uploads these next to its generated reports, so every file in
+    ``events/`` finds PDFs in a freshly seeded bucket: an S3 notification's own
+    keys, and a couple of PDFs under any narrower prefix an event scans. The
+    samples are written for one bucket (the default ``BUCKET_NAME``); seeding
+    any other bucket, or another prefix, adds nothing.
+    """
+    from scan_request import BadRequest, parse_event  # the handler's own reading of an event
+
+    unnamed = ""  # stands for "the function's BUCKET_NAME" in events that name no bucket
+    requests = []
+    for name in sample_events():
+        try:
+            requests.append(
+                parse_event(
+                    load_event(name),
+                    default_bucket=unnamed,
+                    default_prefix=prefix,
+                    allowed_buckets=frozenset({bucket, unnamed}),
+                )
+            )
+        except BadRequest:
+            continue  # names another bucket
+    if bucket not in {request.bucket for request in requests}:
+        return []
+    keys: list[str] = []
+    for request in requests:
+        if request.keys is not None:
+            keys += [key for key in request.keys if key.startswith(prefix) and key.lower().endswith(".pdf")]
+        elif request.prefix.startswith(prefix) and request.prefix != prefix:
+            keys += [request.prefix + leaf for leaf in SUBPREFIX_PDFS]
+    return sorted(set(keys))

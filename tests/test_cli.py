@@ -172,7 +172,9 @@ def test_demo_runs_end_to_end():
     done = run("demo.py", "--count", "6")
 
     assert done.returncode == 0, done.stderr
-    assert "PDFs found        6" in done.stdout
+    assert "PDFs found        9 (6 generated + 3 the events/ samples name" in done.stdout
+    assert "manifest URL      http://127.0.0.1:" in done.stdout
+    assert "Next steps:" in done.stdout
     assert "Demo passed" in done.stdout
 
 
