@@ -7,7 +7,9 @@ on the same keys, credentials (with a session token, as Lambda has) and
 pinned clock, and checks first that all three produce the same URLs, so the
 speed-up is never bought with a different answer.
 
-    python bench/presign_bench.py [--seconds 2] [--repeats 3] [--json bench/results/presign.json]
+    python bench/presign_bench.py [--seconds 2] [--repeats 3] [--json FILE]
+
+Writes bench/out/presign.json; with RECORD=1, the committed bench/results/presign.json.
 
 Each figure is the best of ``--repeats`` runs of at least ``--seconds`` each
 (the machine is shared; the best run is the least disturbed one).
@@ -38,6 +40,7 @@ import botocore.session  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.credentials import ReadOnlyCredentials  # noqa: E402
 
+from bench.output import results_path  # noqa: E402
 from presign import S3Presigner  # noqa: E402
 
 ENDPOINT = "http://127.0.0.1:9000"
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum duration of one run (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per contender; the best counts (default 3)")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "presign.json")
+    parser.add_argument("--json", type=Path, default=results_path("presign.json"), help="default: %(default)s")
     args = parser.parse_args(argv)
     cpu = pin_to_one_core()
     print(f"presigned GET URLs per second, one core (cpu {cpu}), best of {args.repeats} x >= {args.seconds}s:")

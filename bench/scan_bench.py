@@ -27,7 +27,8 @@ everything first, the PDFs it presigned (it writes a progress file).
     BENCH_MAX=1000000 python bench/scan_bench.py     # and 1M
     python bench/scan_bench.py --sizes 1000 --modes list handler
 
-Writes bench/results/scan.json and docs/graphs/bench-scan-{throughput,rss,tmp}.svg.
+Writes bench/out/scan.json and bench/out/graphs/bench-scan-{throughput,rss,tmp}.svg; with RECORD=1,
+the committed bench/results/scan.json and docs/graphs/bench-scan-*.svg the study site shows.
 """
 
 from __future__ import annotations
@@ -52,8 +53,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "scan.json"
-GRAPHS = ROOT / "docs" / "graphs"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.output import graphs_dir, results_path  # noqa: E402
+
+RESULTS = results_path("scan.json")
+GRAPHS = graphs_dir()
 PREFIX = "2026/04/"
 REGION = "us-east-1"
 MODES = ("list", "list-handler", "handler", "naive")
