@@ -7,29 +7,54 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?= -n 2
+# No "Entering directory" lines from sub-makes: `make invoke > out.json` is the function's JSON only.
+MAKEFLAGS += --no-print-directory
 
 .PHONY: help install demo test lint up down clean seed invoke
 
-help: ## list the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+# `make help` groups targets under the `##@ <section>` line above them (here and in mk/*.mk),
+# sections in this order; a target's `## text` is its line.
+HELP_SECTIONS := Start here|Local S3|Run|Test and lint|Bench and stress|Docs|AWS
 
+##@ Start here
+
+help: ## this list, grouped
+	@awk -v order='$(HELP_SECTIONS)' ' \
+	  FNR == 1 { section = "" } \
+	  /^##@ / { section = substr($$0, 5); if (!(section in rows)) extra[++n_extra] = section; rows[section] = rows[section]; next } \
+	  /^[a-zA-Z0-9_-]+:.*## / { name = $$0; sub(/:.*/, "", name); text = $$0; sub(/^[^#]*## /, "", text); \
+	    if (section == "") section = "Other"; rows[section] = rows[section] sprintf("  make %-15s %s\n", name, text) } \
+	  END { n = split(order, names, "|"); \
+	    print "New here? make demo (the whole job, no Docker, no AWS), then make test. README.md explains the rest."; \
+	    for (i = 1; i <= n; i++) if (rows[names[i]] != "") { printf "\n%s\n%s", names[i], rows[names[i]]; done[names[i]] = 1 } \
+	    for (i = 1; i <= n_extra; i++) if (!(extra[i] in done) && rows[extra[i]] != "") printf "\n%s\n%s", extra[i], rows[extra[i]] }' \
+	  $(MAKEFILE_LIST)
+
+# Everything install prints goes to stderr, so `make invoke > out.json` stays pure JSON on a first run too.
 $(STAMP): requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	@test -x $(PY) || { echo "==> creating $(VENV) with $$($(PYTHON) --version 2>&1)" >&2 && $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing requirements-dev.txt into $(VENV) (first time: about a minute; full log in $(VENV)/pip.log)" >&2
+	@set -o pipefail; \
+	{ $(PY) -m pip install --upgrade pip && $(PY) -m pip install -r requirements-dev.txt; } 2>&1 | tee $(VENV)/pip.log \
+	  | { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; } | cut -c1-110 >&2 \
+	  || { echo "pip failed; the end of $(VENV)/pip.log:" >&2; tail -n 20 $(VENV)/pip.log >&2; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP) ## create .venv and install everything the project needs
+install: $(STAMP) ## create .venv and install everything the project needs (make demo/test do it too)
 
-demo: install ## run the whole job on an embedded S3 (no Docker, no AWS)
-	$(PY) demo.py
+demo: install ## run the whole job on an embedded S3 (no Docker, no AWS): seed, invoke, fetch the URLs
+	@$(PY) demo.py
 
-test: install test-deps ## install what the tests need and run the whole suite
+test: install test-deps ## install what the tests need and run the whole suite (CI runs this)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install ## ruff
+##@ Test and lint
+
+lint: install ## ruff check and ruff format --check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+##@ Local S3
 
 up: ## MinIO via docker compose (API :9000, console :9001)
 	docker compose up -d --wait
@@ -41,11 +66,13 @@ clean: ## stop MinIO, drop its volume and local build output
 	-docker compose down -v
 	rm -rf dist build .pytest_cache
 
-seed: install ## upload PDFs to BUCKET_NAME/PREFIX (reads .env)
-	$(PY) seed.py
+seed: install ## upload PDFs (and those events/ name) to BUCKET_NAME/PREFIX (reads .env)
+	@$(PY) seed.py
 
-invoke: install ## run the handler once against .env's S3 (reads .env)
-	$(PY) invoke.py
+##@ Run
+
+invoke: install ## run the handler once as template.yaml configures it, against .env's S3; EVENT=s3-object-created
+	@$(PY) invoke.py $(if $(EVENT),--event '$(EVENT)')
 
 # Each topic keeps its own targets in mk/*.mk; test-deps collects their
 # system-level needs (each adds itself as a prerequisite).

@@ -3,9 +3,13 @@
 #   make bench                      presign rates, then scans of 1k/10k/100k keys
 #   BENCH_MAX=1000000 make bench    ... and of 1M keys
 #   BENCH_TIME_CAP=120 make bench   seconds a single scan run may take (default 60)
+#   make bench RECORD=1             write the committed bench/results/*.json and docs/graphs/bench-*.svg
+#                                   (default: bench/out/, ignored by git)
 .PHONY: bench bench-presign bench-scan presign-stress
 
-bench: install ## run the benchmarks (results in bench/results/, graphs in docs/graphs/bench-*.svg)
+##@ Bench and stress
+
+bench: install ## run the benchmarks into bench/out/ (RECORD=1: update bench/results/ and the site's graphs)
 	$(PY) bench/presign_bench.py
 	$(PY) bench/scan_bench.py
 	$(MAKE) --no-print-directory presign-stress

@@ -9,6 +9,8 @@ DEPLOY_PY   = $(PY) tools/deploy.py $(if $(filter 1 true yes,$(DRY_RUN)),--dry-r
 
 .PHONY: package deploy invoke-aws run-fanout rollback s3-trigger
 
+##@ AWS
+
 package: install ## build dist/function-{x86_64,arm64}.zip for Lambda (no Docker), print sizes vs limits
 	$(PY) tools/package.py
 

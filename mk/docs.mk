@@ -22,6 +22,8 @@ endef
 
 .PHONY: graphs docs timeline docs-deps docs-graphviz test-deps
 
+##@ Docs
+
 docs-graphviz:
 	$(call docs_apt,graphviz,dot:graphviz)
 

@@ -1,6 +1,8 @@
 # Local Lambda runtime: the Invoke API on loopback (see "Local runtime vs real Lambda" in README.md).
 PORT ?= 9009
 
+##@ Run
+
 .PHONY: serve
 serve: install ## run the local Invoke API on 127.0.0.1 (PORT=9009)
 	$(PY) invoke.py serve --port $(PORT)

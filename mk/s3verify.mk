@@ -25,6 +25,8 @@ VERIFIER_LOG      := $(VERIFIER_DATA)/versitygw.log
 
 .PHONY: s3-verifier verifier-up verifier-down minio test-deps
 
+##@ Local S3
+
 # The path names the pin, so a new pin is a new file (built once) and the old
 # one is never mistaken for it. Built into a scratch dir and moved into place,
 # so an interrupted build never leaves a half-written binary to be "reused".

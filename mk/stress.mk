@@ -13,6 +13,8 @@ STRESS_FUZZ_CLI    ?= 40
 
 .PHONY: stress stress-faults stress-load stress-fuzz
 
+##@ Bench and stress
+
 stress: install ## full fault/load/fuzz run (SEED=... replays a fault schedule set); several minutes
 	@status=0; \
 	$(MAKE) --no-print-directory stress-faults || status=1; \
