@@ -80,3 +80,18 @@ invoke: install ## run the handler once as template.yaml configures it, against 
 test-deps:
 
 -include mk/*.mk
+
+# Variables a user or a CI pipeline hands to tools (bucket names, prefixes, ARNs,
+# DRY_RUN...; each mk/*.mk adds its own to LITERAL_VARS). make would expand a
+# '$(shell ...)' inside such a value when exporting it, and a value pasted into
+# a recipe line is parsed by the shell; instead each one is frozen as the exact
+# text given and exported, and the tools read it from their environment.
+define _literal_var
+ifneq ($$(origin $(1)),undefined)
+ifneq ($$(origin $(1)),file)
+override $(1) := $$(value $(1))
+endif
+export $(1)
+endif
+endef
+$(foreach var,$(sort $(LITERAL_VARS)),$(eval $(call _literal_var,$(var))))

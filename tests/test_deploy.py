@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shlex
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,36 @@ import pytest
 
 from tests.conftest import ROOT
 from tools import deploy
+from tools.aws_target import Confirmation
 from tools.package import zip_name
 
 REGION = ["--region", "eu-west-1"]
+IDENTITY = [
+    "aws",
+    "sts",
+    "get-caller-identity",
+    "--region",
+    "eu-west-1",
+    "--query",
+    "[Account,Arn]",
+    "--output",
+    "text",
+]
+STATE_MACHINE = "arn:aws:states:eu-west-1:111122223333:stateMachine:reports-fanout"
+# Everything the make targets pass to tools/deploy.py through the environment.
+DEPLOY_VARIABLES = [
+    *("BUCKET_NAME", "PREFIX", "SCOPE_PREFIX", "KMS_KEY_ARN", "S3_TRIGGER", "ARCH", "STACK_NAME", "PREFIXES"),
+    *("TO_VERSION", "DRY_RUN", "YES", "PORT"),
+    *("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE"),
+]
+
+
+@pytest.fixture(autouse=True)
+def hermetic_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No setting of the developer's shell or ~/.aws may leak into what a test expects."""
+    for name in DEPLOY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
 
 
 def dry_run(*argv: str) -> list[str]:
@@ -33,7 +62,10 @@ def dry_run(*argv: str) -> list[str]:
 
 
 def commands(lines: list[str]) -> list[list[str]]:
-    return [shlex.split(line[2:]) for line in lines if line.startswith("+ ")]
+    """The commands shown, after the identity check that every run starts with."""
+    shown = [shlex.split(line[2:]) for line in lines if line.startswith("+ ")]
+    assert shown[0] == IDENTITY
+    return shown[1:]
 
 
 @pytest.fixture
@@ -44,7 +76,7 @@ def allow_processes() -> None:
 @pytest.fixture(autouse=True)
 def no_processes(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """A dry run must never start sam or aws; only tests asking for it may run anything."""
-    if {"fake_aws", "allow_processes"} & set(request.fixturenames):
+    if {"fake_aws", "allow_processes", "recording_make"} & set(request.fixturenames):
         return
 
     def refuse(*args: Any, **kwargs: Any) -> None:
@@ -124,12 +156,14 @@ def test_later_deploys_reuse_samconfig_and_can_enable_kms_and_the_trigger(tmp_pa
 
 
 def test_deploy_without_a_bucket_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert deploy.main(["--dry-run", "deploy"], out=io.StringIO()) == 1
+    assert deploy.main(["--dry-run", *REGION, "deploy"], out=io.StringIO()) == 2
     assert "--bucket" in capsys.readouterr().err
 
 
 def test_invoke_calls_the_live_alias_with_raw_json_payload() -> None:
-    lines = dry_run("invoke", "--function-name", "reports-Function-1", "--prefix", "2026/05/", "--bucket", "b")
+    lines = dry_run(
+        "invoke", "--function-name", "reports-Function-1", "--prefix", "2026/05/", "--bucket", "acme-reports"
+    )
 
     assert commands(lines) == [
         [
@@ -145,7 +179,7 @@ def test_invoke_calls_the_live_alias_with_raw_json_payload() -> None:
             "--cli-binary-format",
             "raw-in-base64-out",
             "--payload",
-            '{"bucket":"b","prefix":"2026/05/"}',
+            '{"bucket":"acme-reports","prefix":"2026/05/"}',
             "out.json",
         ]
     ]
@@ -173,7 +207,7 @@ def test_invoke_finds_the_function_name_in_the_stack_outputs() -> None:
 
 
 def test_run_fanout_starts_the_state_machine_with_the_prefixes() -> None:
-    lines = dry_run("run-fanout", "2026/04/", "2026/05/", "--state-machine-arn", "arn:sm")
+    lines = dry_run("run-fanout", "2026/04/", "2026/05/", "--state-machine-arn", STATE_MACHINE)
 
     assert commands(lines) == [
         [
@@ -181,7 +215,7 @@ def test_run_fanout_starts_the_state_machine_with_the_prefixes() -> None:
             "stepfunctions",
             "start-execution",
             "--state-machine-arn",
-            "arn:sm",
+            STATE_MACHINE,
             "--region",
             "eu-west-1",
             "--input",
@@ -305,7 +339,9 @@ _FAKE_AWS = textwrap.dedent(
     args = sys.argv[1:]
     with open(sys.argv[0] + ".log", "a") as log:
         log.write(json.dumps(args) + "\\n")
-    if args[:2] == ["cloudformation", "describe-stacks"]:
+    if args[:2] == ["sts", "get-caller-identity"]:
+        print("111122223333\tarn:aws:iam::111122223333:user/dev")
+    elif args[:2] == ["cloudformation", "describe-stacks"]:
         print("reports-Function-ABC")
     elif args[:2] == ["lambda", "invoke"]:
         body = {"count": 2, "manifest_key": "manifests/x.jsonl", "manifest_url": "https://example.invalid/m?sig"}
@@ -333,12 +369,21 @@ def fake_aws(tmp_path: Path) -> Path:
 
 
 def fake_calls(fake_aws: Path) -> list[list[str]]:
-    return [json.loads(line) for line in Path(f"{fake_aws}.log").read_text().splitlines()]
+    """What the fake CLI was asked, after the identity check every run starts with."""
+    log = Path(f"{fake_aws}.log")
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    assert calls[0] == IDENTITY[1:]
+    return calls[1:]
 
 
-def run_real(fake_aws: Path, *argv: str) -> tuple[int, list[str]]:
+def run_real(fake_aws: Path, *argv: str, confirmation: Confirmation | None = None) -> tuple[int, list[str]]:
     out = io.StringIO()
-    code = deploy.main(["--stack-name", "reports", *REGION, *argv], out=out, tools={"aws": str(fake_aws)})
+    code = deploy.main(
+        ["--stack-name", "reports", *REGION, *argv],
+        out=out,
+        tools={"aws": str(fake_aws)},
+        confirmation=confirmation or Confirmation(assume_yes=True),
+    )
     return code, out.getvalue().splitlines()
 
 
@@ -374,7 +419,9 @@ def test_deploy_refuses_to_run_without_the_zip(
 ) -> None:
     monkeypatch.setattr(deploy, "ROOT", tmp_path)  # no dist/ here
 
-    code, _ = run_real(fake_aws, "deploy", "--bucket", "b", "--config-file", str(tmp_path / "samconfig.toml"))
+    code, _ = run_real(
+        fake_aws, "deploy", "--bucket", "acme-reports", "--config-file", str(tmp_path / "samconfig.toml")
+    )
 
     assert code == 1
     assert "make package" in capsys.readouterr().err
@@ -382,7 +429,18 @@ def test_deploy_refuses_to_run_without_the_zip(
 
 def test_make_targets_pass_dry_run_through(allow_processes: None) -> None:
     done = subprocess.run(
-        ["make", "-s", "-o", "install", "rollback", "run-fanout", "DRY_RUN=1", "STACK_NAME=reports", "PREFIXES=a/ b/"],
+        [
+            "make",
+            "-s",
+            "-o",
+            "install",
+            "rollback",
+            "run-fanout",
+            "DRY_RUN=1",
+            "STACK_NAME=reports",
+            "PREFIXES=a/ b/",
+            "AWS_REGION=eu-west-1",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -393,3 +451,300 @@ def test_make_targets_pass_dry_run_through(allow_processes: None) -> None:
     assert "+ aws lambda update-alias" in done.stdout
     assert '{"prefixes":["a/","b/"]}' in done.stdout
     assert "--stack-name reports" in done.stdout
+
+
+# ---------------------------------------------------------------------------
+# Hostile values through make, with recording aws/sam on PATH (issue 12)
+# ---------------------------------------------------------------------------
+
+_RECORDER = textwrap.dedent(
+    """
+    import json, os, sys
+    with open(os.environ["DEPLOY_RECORD_LOG"], "a") as log:
+        log.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+    args = sys.argv[1:]
+    if args[:2] == ["sts", "get-caller-identity"]:
+        print("111122223333\\tarn:aws:iam::111122223333:user/dev")
+    elif args[:2] == ["cloudformation", "describe-stacks"]:
+        print("arn:aws:states:eu-west-1:111122223333:stateMachine:from-the-stack")
+    elif args[:2] == ["lambda", "get-alias"]:
+        print("8")
+    elif args[:2] == ["stepfunctions", "start-execution"]:
+        print("arn:exec:1")
+    elif args[:2] == ["lambda", "invoke"]:
+        with open(args[-1], "w") as out:
+            json.dump({"statusCode": 200, "body": json.dumps({"manifest_url": "https://example.invalid/m"})}, out)
+    """
+)
+
+
+@dataclass
+class MakeRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    calls: list[list[str]]
+
+
+@pytest.fixture
+def recording_make(tmp_path: Path) -> Any:
+    """``make <target> VAR=value...`` in the repo with recording ``aws`` and ``sam`` first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("aws", "sam"):
+        (bin_dir / tool).write_text(f"#!{sys.executable}\n{_RECORDER}")
+        (bin_dir / tool).chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+
+    def run(target: str, *assignments: str, env: dict[str, str] | None = None) -> MakeRun:
+        environment = {
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "DEPLOY_RECORD_LOG": str(log),
+            **(env or {}),
+        }
+        done = subprocess.run(
+            ["make", "-s", "-o", "install", target, *assignments],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        log.unlink(missing_ok=True)
+        return MakeRun(done.returncode, done.stdout, done.stderr, calls)
+
+    return run
+
+
+def _canary(tmp_path: Path) -> Path:
+    return tmp_path / "canary"
+
+
+INJECTIONS_REFUSED = [
+    # (target, variable, value with {canary}); each must be refused before any command runs
+    ("deploy", "BUCKET_NAME", "x'; touch {canary}; echo '"),
+    ("deploy", "BUCKET_NAME", "x\ntouch {canary}"),
+    ("deploy", "BUCKET_NAME", "x$(shell touch {canary})"),
+    ("deploy", "PREFIX", "a'; touch {canary}; echo '"),
+    ("deploy", "SCOPE_PREFIX", "a'; touch {canary}; echo '"),
+    ("deploy", "SCOPE_PREFIX", "*"),
+    ("deploy", "KMS_KEY_ARN", "arn:aws:kms:eu-west-1:111122223333:key/k'; touch {canary}; echo '"),
+    ("deploy", "ARCH", "arm64; touch {canary}"),
+    ("deploy", "ARCH", "`touch {canary}`"),
+    ("deploy", "STACK_NAME", "reports; touch {canary}"),
+    ("deploy", "STACK_NAME", "`touch {canary}`"),
+    ("deploy", "AWS_REGION", "eu-west-1; touch {canary}"),
+    ("rollback", "TO_VERSION", "7; touch {canary}"),
+    ("rollback", "TO_VERSION", "$LATEST"),
+    ("s3-trigger", "BUCKET_NAME", "x'; touch {canary}; echo '"),
+    ("s3-trigger", "PREFIX", "a/'; touch {canary}; echo '"),
+]
+
+
+@pytest.mark.parametrize("dry_run_value", ["1", ""])
+@pytest.mark.parametrize(("target", "variable", "value"), INJECTIONS_REFUSED)
+def test_make_refuses_hostile_values_before_running_anything(
+    recording_make: Any, tmp_path: Path, target: str, variable: str, value: str, dry_run_value: str
+) -> None:
+    hostile = value.format(canary=_canary(tmp_path))
+    assignments = {"BUCKET_NAME": "acme-reports", "AWS_REGION": "eu-west-1", "YES": "1", "DRY_RUN": dry_run_value}
+    assignments[variable] = hostile
+
+    done = recording_make(target, *(f"{name}={text}" for name, text in assignments.items()))
+
+    assert done.returncode != 0
+    assert not _canary(tmp_path).exists()
+    assert done.calls == []  # not even the identity check: the value is refused first
+    [message] = [line for line in done.stderr.splitlines() if line.startswith("deploy: ")]
+    assert variable in message
+
+
+def test_make_serve_takes_port_as_one_value(recording_make: Any) -> None:
+    done = recording_make("serve", "PORT=0 --host 0.0.0.0")
+
+    assert done.returncode != 0
+    assert "invalid int value: '0 --host 0.0.0.0'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("prefixes", "expected"),
+    [
+        ("*", ["*"]),
+        ("a/; touch {canary}", ["a/;", "touch", "{canary}"]),
+        ("`touch {canary}` $(touch {canary})", ["`touch", "{canary}`", "$(touch", "{canary})"]),
+        ("a/ --state-machine-arn arn:aws:states:eu-west-1:999999999999:stateMachine:other", None),
+        ('["team a/", "b\'/"]', ["team a/", "b'/"]),
+    ],
+)
+def test_make_run_fanout_passes_prefixes_as_data(
+    recording_make: Any, tmp_path: Path, prefixes: str, expected: list[str] | None
+) -> None:
+    hostile = prefixes.format(canary=_canary(tmp_path))
+
+    done = recording_make("run-fanout", f"PREFIXES={hostile}", "AWS_REGION=eu-west-1", "YES=1", "STACK_NAME=reports")
+
+    assert done.returncode == 0, done.stderr
+    assert not _canary(tmp_path).exists()
+    start = next(call for call in done.calls if call[1:3] == ["stepfunctions", "start-execution"])
+    assert start[start.index("--state-machine-arn") + 1].endswith(":stateMachine:from-the-stack")
+    sent = json.loads(start[start.index("--input") + 1])["prefixes"]
+    canary = str(_canary(tmp_path))
+    assert sent == ([item.format(canary=canary) for item in expected] if expected else hostile.split())
+
+
+@pytest.mark.parametrize("prefix", ["a'; touch {canary}; echo '", "$(shell touch {canary})", "x\u00e9/`id`"])
+def test_make_invoke_aws_sends_the_prefix_as_one_json_value(recording_make: Any, tmp_path: Path, prefix: str) -> None:
+    hostile = prefix.format(canary=_canary(tmp_path))
+
+    done = recording_make(
+        "invoke-aws", "BUCKET_NAME=acme-reports", f"PREFIX={hostile}", "AWS_REGION=eu-west-1", "STACK_NAME=reports"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert not _canary(tmp_path).exists()
+    invoke = next(call for call in done.calls if call[1:3] == ["lambda", "invoke"])
+    assert json.loads(invoke[invoke.index("--payload") + 1]) == {"bucket": "acme-reports", "prefix": hostile}
+    (ROOT / "out.json").unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------
+# DRY_RUN spellings, region, confirmation (issue 12)
+# ---------------------------------------------------------------------------
+
+YES_SPELLINGS = ["1", "true", "TRUE", "True", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y", " yes "]
+UNCLEAR_SPELLINGS = ["2", "maybe", "tru", "yes please", "-1", "enable", "si", "dry"]
+
+
+@pytest.mark.parametrize("target", ["deploy", "rollback", "s3-trigger", "run-fanout", "invoke-aws"])
+@pytest.mark.parametrize("spelling", YES_SPELLINGS)
+def test_every_yes_spelling_of_dry_run_previews(recording_make: Any, target: str, spelling: str) -> None:
+    done = recording_make(
+        target, f"DRY_RUN={spelling}", "BUCKET_NAME=acme-reports", "PREFIXES=a/", "AWS_REGION=eu-west-1", "YES=1"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.calls == []  # a preview starts no aws or sam at all
+    assert "+ aws sts get-caller-identity" in done.stdout
+
+
+@pytest.mark.parametrize("target", ["deploy", "rollback", "s3-trigger", "run-fanout"])
+@pytest.mark.parametrize("spelling", UNCLEAR_SPELLINGS)
+def test_an_unclear_dry_run_is_refused(recording_make: Any, target: str, spelling: str) -> None:
+    done = recording_make(target, f"DRY_RUN={spelling}", "BUCKET_NAME=acme-reports", "AWS_REGION=eu-west-1", "YES=1")
+
+    assert done.returncode == 2
+    assert done.calls == []
+    assert f"DRY_RUN={spelling!r} is neither yes nor no" in done.stderr
+
+
+@pytest.mark.parametrize("spelling", ["0", "false", "No", "OFF", "n", ""])
+def test_a_clear_no_runs_for_real(fake_aws: Path, monkeypatch: pytest.MonkeyPatch, spelling: str) -> None:
+    monkeypatch.setenv("DRY_RUN", spelling)
+
+    code, _ = run_real(fake_aws, "rollback", "--to-version", "3")
+
+    assert code == 0
+    assert fake_calls(fake_aws)[-1][:2] == ["lambda", "update-alias"]
+
+
+@pytest.mark.parametrize("spelling", UNCLEAR_SPELLINGS)
+def test_an_unclear_yes_is_refused(monkeypatch: pytest.MonkeyPatch, spelling: str) -> None:
+    monkeypatch.setenv("YES", spelling)
+
+    assert deploy.main([*REGION, "rollback"], out=io.StringIO()) == 2
+
+
+def _aws_config(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text(textwrap.dedent(text))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+
+
+def test_region_comes_from_the_active_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _aws_config(tmp_path, "[default]\nregion = us-west-2\n[profile dev]\nregion = eu-west-3\n", monkeypatch)
+    monkeypatch.setenv("AWS_PROFILE", "dev")
+    out = io.StringIO()
+
+    assert deploy.main(["--dry-run", "rollback", "--function-name", "fn"], out=out) == 0
+
+    lines = out.getvalue().splitlines()
+    shown = [shlex.split(line[2:]) for line in lines if line.startswith("+ ")]
+    assert all(command[command.index("--region") + 1] == "eu-west-3" for command in shown)
+    assert any("eu-west-3 (region from profile 'dev'" in line for line in lines)
+
+
+def test_region_environment_beats_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _aws_config(tmp_path, "[default]\nregion = us-west-2\n", monkeypatch)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    out = io.StringIO()
+
+    assert deploy.main(["--dry-run", "rollback", "--function-name", "fn"], out=out) == 0
+
+    assert "--region ap-south-1" in out.getvalue()
+    assert "region from AWS_DEFAULT_REGION" in out.getvalue()
+
+
+def test_make_deploy_reads_the_profile_region(recording_make: Any, tmp_path: Path) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text("[default]\nregion = eu-north-1\n")
+
+    done = recording_make("deploy", "DRY_RUN=1", "BUCKET_NAME=acme-reports", env={"AWS_CONFIG_FILE": str(config)})
+
+    assert done.returncode == 0, done.stderr
+    [sam] = [shlex.split(line[2:]) for line in done.stdout.splitlines() if line.startswith("+ sam ")]
+    assert sam[sam.index("--region") + 1] == "eu-north-1"
+
+
+@pytest.mark.parametrize(
+    ("config", "profile", "message"),
+    [("[default]\noutput = json\n", "", "no AWS region"), ("[default]\nregion = eu-west-1\n", "nope", "'nope'")],
+)
+def test_no_region_is_an_error_never_us_east_1(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    config: str,
+    profile: str,
+    message: str,
+) -> None:
+    _aws_config(tmp_path, config, monkeypatch)
+    if profile:
+        monkeypatch.setenv("AWS_PROFILE", profile)
+
+    assert deploy.main(["--dry-run", "rollback"], out=io.StringIO()) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_change_off_a_terminal_needs_yes(fake_aws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = run_real(fake_aws, "rollback", confirmation=Confirmation(assume_yes=False, interactive=False))
+
+    assert code == 2
+    assert "pass --yes" in capsys.readouterr().err
+    assert [call[:2] for call in fake_calls(fake_aws)] == [
+        ["cloudformation", "describe-stacks"],
+        ["lambda", "get-alias"],
+        ["lambda", "list-versions-by-function"],
+    ]  # reads only: the alias never moved
+    assert any("account 111122223333 in eu-west-1" in line for line in lines)
+
+
+@pytest.mark.parametrize(("answer", "moved"), [("yes", True), ("y", True), ("", False), ("no", False), ("yess", False)])
+def test_a_change_on_a_terminal_waits_for_yes(
+    fake_aws: Path, capsys: pytest.CaptureFixture[str], answer: str, moved: bool
+) -> None:
+    questions: list[str] = []
+
+    def ask(prompt: str) -> str:
+        questions.append(prompt)
+        return answer
+
+    code, _ = run_real(
+        fake_aws, "run-fanout", "a/", confirmation=Confirmation(assume_yes=False, ask=ask, interactive=True)
+    )
+
+    assert len(questions) == 1
+    assert "against account 111122223333 in eu-west-1?" in capsys.readouterr().err
+    started = any(call[:2] == ["stepfunctions", "start-execution"] for call in fake_calls(fake_aws))
+    assert (code == 0, started) == ((True, True) if moved else (False, False))

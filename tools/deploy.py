@@ -2,11 +2,21 @@
 
 ``make deploy``, ``make invoke-aws``, ``make run-fanout``, ``make rollback`` and
 ``make s3-trigger`` all call this module, so the exact ``sam``/``aws`` command
-lines are built by code that tests can read. ``--dry-run`` prints them (each
-prefixed with ``+ ``) and runs nothing: this repository has no AWS account, so
-that is how the commands are checked here. Values that only AWS can supply
-(the function name from the stack outputs, the alias's current version) appear
-as ``<placeholders>`` in a dry run.
+lines are built by code that tests can read. ``--dry-run`` (``DRY_RUN=1``)
+prints them (each prefixed with ``+ ``) and starts no process at all: this
+repository has no AWS account, so that is how the commands are checked here.
+Values that only AWS can supply (the function name from the stack outputs, the
+alias's current version) appear as ``<placeholders>`` in a dry run.
+
+The rules that keep a real run from doing what the user did not ask:
+
+* every value arrives as an argv element or an environment variable (make
+  passes its variables through the environment, never pasted into a shell
+  line) and is checked by :mod:`tools.deploy_inputs` before anything runs;
+* a yes/no setting spelt in a way we do not know is an error, never a "no";
+* the region is resolved as the AWS CLI resolves it (:mod:`tools.aws_target`),
+  passed to every command, and printed with the account before any change;
+* a command that changes something waits for a yes on a terminal, or ``--yes``.
 
 Callers use the alias ``live`` (the template's AutoPublishAlias): every deploy
 publishes a version and moves the alias, so rolling back is pointing the
@@ -31,6 +41,9 @@ from typing import Any, TextIO
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make tools.package importable
     sys.path.insert(0, str(ROOT))
+from tools import deploy_inputs as check  # noqa: E402
+from tools.aws_target import Confirmation, Region, resolve_region  # noqa: E402
+from tools.deploy_inputs import InputError  # noqa: E402
 from tools.package import MACHINES, zip_name  # noqa: E402
 
 TEMPLATE = ROOT / "template.yaml"
@@ -47,11 +60,17 @@ class DeployError(RuntimeError):
 
 @dataclass
 class Runner:
-    """Prints every command; runs it unless dry-run. ``tools`` maps ``aws``/``sam`` to executables."""
+    """Prints every command; runs it unless dry-run. ``tools`` maps ``aws``/``sam`` to executables.
+
+    A command marked ``change=True`` first needs the user's confirmation, asked
+    once per run, after every read that shows what will happen.
+    """
 
     dry_run: bool
     out: TextIO = sys.stdout
     tools: dict[str, str] = field(default_factory=dict)
+    confirmation: Confirmation = field(default_factory=lambda: Confirmation(assume_yes=False))
+    target: str = ""  # "account ... in region ...", named in the confirmation question
 
     def _argv(self, command: Sequence[str]) -> list[str]:
         return [self.tools.get(command[0], command[0]), *command[1:]]
@@ -59,14 +78,22 @@ class Runner:
     def show(self, command: Sequence[str]) -> None:
         print("+ " + shlex.join(command), file=self.out, flush=True)
 
-    def run(self, command: Sequence[str]) -> None:
+    def _confirm(self, command: Sequence[str]) -> None:
+        if not self.dry_run:
+            self.confirmation.require(f"Run `{shlex.join(command[:3])} ...` against {self.target}")
+
+    def run(self, command: Sequence[str], change: bool = False) -> None:
         self.show(command)
+        if change:
+            self._confirm(command)
         if not self.dry_run:
             subprocess.run(self._argv(command), check=True)
 
-    def capture(self, command: Sequence[str], placeholder: str) -> str:
+    def capture(self, command: Sequence[str], placeholder: str, change: bool = False) -> str:
         """Run a query and return its output; a dry run returns ``placeholder`` instead."""
         self.show(command)
+        if change:
+            self._confirm(command)
         if self.dry_run:
             return placeholder
         done = subprocess.run(self._argv(command), check=True, capture_output=True, text=True)
@@ -164,10 +191,10 @@ def deploy_command(args: argparse.Namespace, template: Path, guided: bool) -> li
 
 
 def cmd_deploy(args: argparse.Namespace, runner: Runner) -> int:
-    if not args.bucket:
-        raise DeployError("name the bucket: --bucket (make deploy BUCKET_NAME=...)")
     code = ROOT / "dist" / zip_name(args.arch)
     guided = not Path(args.config_file).exists()
+    if args.package:
+        runner.run([sys.executable, str(ROOT / "tools" / "package.py"), "--arch", args.arch])
     if args.dry_run:
         template = RENDERED_DIR / f"template-{args.arch}.yaml"
         runner.say(f"# would render {template} with CodeUri {code}")
@@ -177,7 +204,7 @@ def cmd_deploy(args: argparse.Namespace, runner: Runner) -> int:
         template = render_template(args.arch)
     if guided:
         runner.say(f"# {args.config_file} not found: guided deploy; answer the prompts and save the answers")
-    runner.run(deploy_command(args, template, guided))
+    runner.run(deploy_command(args, template, guided), change=True)
     return 0
 
 
@@ -256,6 +283,7 @@ def cmd_run_fanout(args: argparse.Namespace, runner: Runner) -> int:
             "text",
         ],
         placeholder="<executionArn>",
+        change=True,
     )
     describe = ["aws", "stepfunctions", "describe-execution", "--execution-arn", execution, "--region", args.region]
     if not args.wait:
@@ -338,7 +366,8 @@ def cmd_rollback(args: argparse.Namespace, runner: Runner) -> int:
             target,
             "--region",
             args.region,
-        ]
+        ],
+        change=True,
     )
     runner.say(f"# {args.alias}: {current} -> {target}")
     return 0
@@ -378,8 +407,6 @@ def merged_notification(
 
 
 def cmd_s3_trigger(args: argparse.Namespace, runner: Runner) -> int:
-    if not args.bucket:
-        raise DeployError("name the bucket: --bucket (make s3-trigger BUCKET_NAME=...)")
     alias_arn = stack_output(runner, args.stack_name, args.region, "FunctionAliasArn")
     current = runner.capture(
         ["aws", "s3api", "get-bucket-notification-configuration", "--bucket", args.bucket, "--region", args.region],
@@ -399,7 +426,8 @@ def cmd_s3_trigger(args: argparse.Namespace, runner: Runner) -> int:
             args.region,
             "--notification-configuration",
             json.dumps(config, separators=(",", ":"), sort_keys=True),
-        ]
+        ],
+        change=True,
     )
     return 0
 
@@ -408,40 +436,55 @@ def cmd_s3_trigger(args: argparse.Namespace, runner: Runner) -> int:
 # CLI
 # ---------------------------------------------------------------------------
 
+ENVIRONMENT_HELP = """\
+Every option left out is read from the environment, which is how make passes
+its variables (BUCKET_NAME, PREFIX, SCOPE_PREFIX, KMS_KEY_ARN, S3_TRIGGER, ARCH,
+STACK_NAME, PREFIXES, TO_VERSION, DRY_RUN, YES). Yes/no settings take
+1/true/yes/on or 0/false/no/off (any case); any other spelling is an error.
+The region is --region, else AWS_REGION, AWS_DEFAULT_REGION, then the active
+profile's region (AWS_PROFILE, AWS_CONFIG_FILE), as the AWS CLI resolves it.
+"""
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python tools/deploy.py",
         description="sam/aws command lines for deploying and running pdf-manifest on AWS.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    parser.add_argument("--stack-name", default=os.environ.get("STACK_NAME") or DEFAULT_STACK)
-    parser.add_argument(
-        "--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    )
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing (DRY_RUN=1)")
+    parser.add_argument("--yes", action="store_true", help="do not ask before changing anything (YES=1)")
+    parser.add_argument("--stack-name", default=_env("STACK_NAME") or DEFAULT_STACK)
+    parser.add_argument("--region", default=None, help="default: resolved as the AWS CLI does (see below)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     deploy = sub.add_parser("deploy", help="sam deploy (guided when samconfig.toml is absent)")
-    deploy.add_argument("--arch", choices=sorted(MACHINES), default="arm64")
-    deploy.add_argument("--bucket", default="", help="existing bucket with the PDFs (required)")
-    deploy.add_argument("--prefix", default="", help="default prefix (template default when empty)")
-    deploy.add_argument("--scope-prefix", default="", help="the role reads only under this prefix")
-    deploy.add_argument("--kms-key-arn", default="", help="the bucket's SSE-KMS key, if any")
+    deploy.add_argument("--arch", default=_env("ARCH") or "arm64", help="x86_64 or arm64 (ARCH)")
+    deploy.add_argument("--bucket", default=_env("BUCKET_NAME"), help="existing bucket with the PDFs (required)")
+    deploy.add_argument("--prefix", default=_env("PREFIX"), help="default prefix (template default when empty)")
+    deploy.add_argument("--scope-prefix", default=_env("SCOPE_PREFIX"), help="the role reads only under this prefix")
+    deploy.add_argument("--kms-key-arn", default=_env("KMS_KEY_ARN"), help="the bucket's SSE-KMS key, if any")
     deploy.add_argument("--enable-s3-trigger", action="store_true", help="allow the bucket to invoke the alias")
+    deploy.add_argument("--package", action="store_true", help="build the zip first (make deploy does)")
     deploy.add_argument("--config-file", type=Path, default=SAMCONFIG)
     deploy.set_defaults(func=cmd_deploy)
 
     invoke = sub.add_parser("invoke", help="aws lambda invoke the live alias, print the manifest URL")
     invoke.add_argument("--function-name", default="", help="default: the stack's FunctionName output")
     invoke.add_argument("--qualifier", default=ALIAS)
-    invoke.add_argument("--bucket", default="")
-    invoke.add_argument("--prefix", default="")
+    invoke.add_argument("--bucket", default=_env("BUCKET_NAME"))
+    invoke.add_argument("--prefix", default=_env("PREFIX"))
     invoke.add_argument("--event", default="", help="a whole JSON event instead of --bucket/--prefix")
     invoke.add_argument("--out", type=Path, default=Path("out.json"))
     invoke.set_defaults(func=cmd_invoke)
 
     fanout = sub.add_parser("run-fanout", help='start the state machine with {"prefixes": [...]}')
-    fanout.add_argument("prefixes", nargs="+")
+    fanout.add_argument("prefixes", nargs="*", help="default: PREFIXES (words, or a JSON array), else PREFIX")
     fanout.add_argument("--state-machine-arn", default="", help="default: the stack's StateMachineArn output")
     fanout.add_argument("--wait", action="store_true", help="poll until the execution ends, print its output")
     fanout.add_argument("--poll-seconds", type=float, default=5.0)
@@ -450,27 +493,110 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser("rollback", help="point the alias at the previous (or a given) version")
     rollback.add_argument("--function-name", default="")
     rollback.add_argument("--alias", default=ALIAS)
-    rollback.add_argument("--to-version", default=None, help="default: the newest version before the current one")
+    rollback.add_argument(
+        "--to-version", default=_env("TO_VERSION") or None, help="default: the newest version before the current one"
+    )
     rollback.set_defaults(func=cmd_rollback)
 
     trigger = sub.add_parser("s3-trigger", help="add the *.pdf notification to the bucket (keeps the others)")
-    trigger.add_argument("--bucket", default="")
-    trigger.add_argument("--prefix", default="")
+    trigger.add_argument("--bucket", default=_env("BUCKET_NAME"))
+    trigger.add_argument("--prefix", default=_env("PREFIX"))
     trigger.set_defaults(func=cmd_s3_trigger)
     return parser
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None, tools: dict[str, str] | None = None) -> int:
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every value a command will pass on, checked before the first command runs (InputError otherwise)."""
+    args.dry_run = args.dry_run or check.flag("DRY_RUN", _env("DRY_RUN"))
+    args.yes = args.yes or check.flag("YES", _env("YES"))
+    check.stack_name(args.stack_name)
+    if getattr(args, "function_name", ""):
+        check.function_name(args.function_name)
+    if args.command == "deploy":
+        if args.arch not in MACHINES:
+            raise InputError(f"ARCH={check.shown(args.arch)} is not one of {', '.join(sorted(MACHINES))}")
+        if not args.bucket:
+            raise InputError("name the bucket: --bucket (make deploy BUCKET_NAME=...)")
+        check.bucket_name(args.bucket)
+        check.template_prefix(args.prefix, "PREFIX")
+        check.template_prefix(args.scope_prefix, "SCOPE_PREFIX")
+        if args.kms_key_arn:
+            check.kms_key_arn(args.kms_key_arn)
+        args.enable_s3_trigger = args.enable_s3_trigger or check.flag("S3_TRIGGER", _env("S3_TRIGGER"))
+    elif args.command == "invoke":
+        check.qualifier(args.qualifier)
+        if args.bucket:
+            check.bucket_name(args.bucket)
+        check.prefix(args.prefix)
+        if args.event:
+            try:
+                json.loads(args.event)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"--event is not JSON: {exc.msg} at character {exc.pos}") from None
+    elif args.command == "run-fanout":
+        if args.prefixes:
+            args.prefixes = [check.prefix(item, "prefix") for item in args.prefixes]
+        else:
+            args.prefixes = check.prefix_list(_env("PREFIXES") or _env("PREFIX"))
+        if args.state_machine_arn:
+            check.state_machine_arn(args.state_machine_arn)
+    elif args.command == "rollback":
+        check.qualifier(args.alias, "--alias")
+        if args.to_version is not None:
+            check.version(args.to_version)
+    elif args.command == "s3-trigger":
+        if not args.bucket:
+            raise InputError("name the bucket: --bucket (make s3-trigger BUCKET_NAME=...)")
+        check.bucket_name(args.bucket)
+        check.template_prefix(args.prefix, "PREFIX")
+
+
+def announce_target(runner: Runner, region: Region) -> None:
+    """Say which account and region the commands go to, before any of them changes anything."""
+    identity = runner.capture(
+        ["aws", "sts", "get-caller-identity", "--region", region.name, "--query", "[Account,Arn]", "--output", "text"],
+        placeholder="<account> <caller>",
+    )
+    account, _, caller = identity.partition("\t" if "\t" in identity else " ")
+    runner.target = f"account {account} in {region.name}"
+    runner.say(f"# {runner.target} (region from {region.source}; caller {caller.strip()})")
+
+
+def main(
+    argv: list[str] | None = None,
+    out: TextIO | None = None,
+    tools: dict[str, str] | None = None,
+    confirmation: Confirmation | None = None,
+) -> int:
     args = build_parser().parse_args(argv)
-    runner = Runner(dry_run=args.dry_run, out=out or sys.stdout, tools=tools or {})
     try:
+        check_arguments(args)
+        region = resolve_region(args.region)
+    except InputError as exc:
+        print(f"deploy: {exc}", file=sys.stderr)
+        return 2
+    args.region = region.name
+    runner = Runner(
+        dry_run=args.dry_run,
+        out=out or sys.stdout,
+        tools=tools or {},
+        confirmation=confirmation or Confirmation(assume_yes=args.yes),
+    )
+    try:
+        announce_target(runner, region)
         return args.func(args, runner)
+    except InputError as exc:
+        print(f"deploy: {exc}", file=sys.stderr)
+        return 2
     except DeployError as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as exc:
         print(f"deploy: {shlex.join(map(str, exc.cmd))} exited {exc.returncode}", file=sys.stderr)
         return exc.returncode or 1
+    except FileNotFoundError as exc:
+        print(f"deploy: {exc.filename} is not on PATH: install the AWS CLI v2 and the SAM CLI", file=sys.stderr)
+        return 127
 
 
 if __name__ == "__main__":
