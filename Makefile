@@ -71,8 +71,10 @@ seed: install ## upload PDFs (and those events/ name) to BUCKET_NAME/PREFIX (rea
 
 ##@ Run
 
+# EVENT reaches invoke.py as one argument through the environment (see LITERAL_VARS below).
+LITERAL_VARS += EVENT
 invoke: install ## run the handler once as template.yaml configures it, against .env's S3; EVENT=s3-object-created
-	@$(PY) invoke.py $(if $(EVENT),--event '$(EVENT)')
+	@$(PY) invoke.py $${EVENT:+--event "$$EVENT"}
 
 # Each topic keeps its own targets in mk/*.mk; test-deps collects their
 # system-level needs (each adds itself as a prerequisite).
