@@ -157,7 +157,7 @@ def _first(*values: Any) -> Any:
     return next(value for value in values if value is not None)
 
 
-def build_config(args: argparse.Namespace) -> FunctionConfig:
+def build_config(args: argparse.Namespace, template: TemplateFunction | None) -> FunctionConfig:
     """Turn options, template.yaml, .env and --env-vars into a function configuration (ConfigurationError if invalid).
 
     Precedence, lowest first: Lambda's defaults, the template, then the options;
@@ -165,8 +165,6 @@ def build_config(args: argparse.Namespace) -> FunctionConfig:
     """
     from dotenv import dotenv_values  # local-only: real Lambda gets its variables from the configuration
 
-    template = load_template(args)
-    args.template_function = template
     dotenv = {k: v for k, v in dotenv_values(args.env_file).items() if v is not None} if args.env_file else {}
     user_env = {k: v for k, v in (template.env if template else {}).items() if args.clean_env or k not in os.environ}
     user_env.update({k: v for k, v in dotenv.items() if args.clean_env or k not in os.environ})
@@ -194,11 +192,10 @@ def build_config(args: argparse.Namespace) -> FunctionConfig:
     )
 
 
-def describe(config: FunctionConfig, args: argparse.Namespace) -> str:
+def describe(config: FunctionConfig, args: argparse.Namespace, template: TemplateFunction | None) -> str:
     """One line, like sam local invoke's, saying which function configuration runs."""
     import platform
 
-    template: TemplateFunction | None = args.template_function
     runtime = _first(args.runtime, template and template.runtime, f"python{config.python_version}")
     local = f"python{config.python_version}"
     runtime_note = runtime if runtime == local else f"{runtime} (running on local {local})"
@@ -267,12 +264,13 @@ def run(argv: list[str]) -> int:
         print(f"invoke.py: cannot read event {args.event!r}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        config = build_config(args)
+        template = load_template(args)
+        config = build_config(args, template)
     except ConfigurationError as exc:
         print(f"invoke.py: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     payload = json.dumps(event).encode("utf-8")
-    print(f"invoke.py: {describe(config, args)}", file=sys.stderr, flush=True)
+    print(f"invoke.py: {describe(config, args, template)}", file=sys.stderr, flush=True)
     warn_about_setup("invoke.py", config, args)
     invocations: list[Invocation] = []
     with EnvironmentPool(config, max_environments=1) as pool:
@@ -290,7 +288,8 @@ def serve(argv: list[str]) -> int:
 
     args = parse_serve_args(argv)
     try:
-        config = build_config(args)
+        template = load_template(args)
+        config = build_config(args, template)
     except ConfigurationError as exc:
         print(f"invoke.py serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -302,7 +301,7 @@ def serve(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print(f"Invoke API for function {config.name!r} on {server.url}", flush=True)
-    print(f"  {describe(config, args)}", file=sys.stderr, flush=True)
+    print(f"  {describe(config, args, template)}", file=sys.stderr, flush=True)
     warn_about_setup("invoke.py serve", config, args)
     print(f"  try it (another terminal):\n    {aws_cli_example(server.url, config)}", file=sys.stderr, flush=True)
     try:
