@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from local_runtime import venv_guard
 from local_runtime.config import ConfigurationError
@@ -376,3 +378,30 @@ def test_make_help_groups_every_target_under_the_headings_in_order():
     assert sorted(listed) == sorted(documented)
     start = lines.index("Start here")
     assert [line.split()[1] for line in lines[start + 1 : start + 5]] == ["help", "install", "demo", "test"]
+
+
+def test_demo_keep_running_leaves_the_printed_manifest_url_working_until_interrupted():
+    demo = subprocess.Popen(
+        [sys.executable, "demo.py", "--count", "2", "--keep-running"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        url = ""
+        for line in demo.stdout:
+            if line.startswith("manifest URL"):
+                url = line.split()[-1]
+            if "stays up" in line:
+                break
+        assert url.startswith("http://127.0.0.1:")
+        assert len(requests.get(url, timeout=10).text.splitlines()) == 5  # 2 generated + 3 the samples name
+        demo.send_signal(signal.SIGINT)
+        rest = demo.communicate(timeout=30)[0]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0
+    assert "Next steps:" in rest
