@@ -38,7 +38,8 @@ BLOCK = re.compile(r"^```bash\n(.*?)^```", re.DOTALL | re.MULTILINE)
 EXPECTED_STATUS = re.compile(r"#.*\bexit status (\d+)")
 SKIPPED = {"make test": "the suite this test runs in"}
 PAGE_PORTS = (9000, 9001, 9009)
-NOT_COPIED = {".git", ".venv", ".env", ".s3-data", "test-artifacts", "dist", "build", "out.json"}
+LINKED = (".venv", ".lambda313")
+NOT_COPIED = {".git", *LINKED, ".env", ".s3-data", "test-artifacts", "dist", "build", "out.json"}
 OWN_SETTINGS_PREFIXES = ("AWS_", "S3_", "MAKE", "MFLAGS", "GNUMAKE")
 OWN_SETTINGS = {"BUCKET_NAME", "PREFIX", "ALLOWED_BUCKETS", "URL_EXPIRY_SECONDS", "QUEUE_MAX", "SOURCE_DIR", "RECORD"}
 OWN_SETTINGS |= {"LOCAL_S3", "CONSOLE_ADDR", "VERIFIER_ADDR", "EVENT", "PORT", "DRY_RUN", "YES", "DEADLINE_MARGIN_MS"}
@@ -99,7 +100,9 @@ def copy_working_tree(target: Path) -> Path:
             continue
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target / name, follow_symlinks=False)
-    (target / ".venv").symlink_to(ROOT / ".venv")
+    for installed in LINKED:  # what make installs, shared rather than installed again
+        if (ROOT / installed).exists():
+            (target / installed).symlink_to(ROOT / installed)
     return target
 
 
