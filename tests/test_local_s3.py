@@ -24,8 +24,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conftest import ROOT
-from tests.local_sandbox import Sandbox
-from tests.verifying_s3 import locate_binary
+from tests.local_sandbox import Sandbox, json_document
+from tests.verifying_s3 import binary_path, locate_binary
 
 pytestmark = pytest.mark.s3verify
 
@@ -138,6 +138,12 @@ def test_a_fresh_clone_gets_a_dot_env_pointing_at_the_server(tmp_path: Path):
         assert f"S3_ENDPOINT_URL={box.endpoint}\n" in env
         assert "AWS_ACCESS_KEY_ID=minioadmin\n" in env
         assert "note:" not in done.stdout  # seed / invoke already agree with the server
+        assert box.make("seed").returncode == 0
+        invoked = box.make("invoke")
+        assert invoked.returncode == 0, invoked.stderr
+        body = json.loads(json_document(invoked.stdout)["body"])
+        assert body["count"] == 25 and body["manifest_key"].startswith("manifests/")
+        assert requests.get(body["manifest_url"], timeout=10).text.count('"key"') == 25
     finally:
         box.make("down")
 
@@ -188,6 +194,33 @@ def test_down_never_signals_a_process_that_is_not_its_versitygw(sandbox: Sandbox
     finally:
         bystander.send_signal(signal.SIGKILL)
         bystander.wait()
+
+
+def test_a_server_left_by_the_old_verifier_up_is_named_and_stopped_by_make_down(sandbox: Sandbox):
+    # What `make verifier-up` ran before it gained the console: relative data path, a .pid file.
+    data = sandbox.root / ".s3-data"
+    (data / "buckets").mkdir(parents=True)
+    old = subprocess.Popen(
+        [str(binary_path()), "--port", sandbox.env["S3_ADDR"], "--quiet", "posix", ".s3-data/buckets"],
+        cwd=sandbox.root,
+        env={**sandbox.env, "ROOT_ACCESS_KEY": "minioadmin", "ROOT_SECRET_KEY": "minioadmin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        (data / "versitygw.pid").write_text(f"{old.pid}\n")
+
+        up = sandbox.make("up")
+
+        assert up.returncode != 0
+        assert f"an older make verifier-up still runs here (pid {old.pid}): make down, then make up" in up.stderr
+        down = sandbox.make("down")
+        assert f"native S3 stopped (pid {old.pid}, started by an older make verifier-up)" in down.stdout
+        assert old.wait(timeout=10) is not None
+        assert sandbox.make("up").returncode == 0
+    finally:
+        old.kill()
+        old.wait()
 
 
 def test_local_s3_script_has_help_and_does_nothing_else():

@@ -41,6 +41,7 @@ DEFAULTS = {
 }
 SETTING_KEYS = (*DEFAULTS, "AWS_REGION", "S3_ENDPOINT_URL")
 STATE_FILE = "versitygw.json"
+LEGACY_PID_FILE = "versitygw.pid"  # written by make verifier-up before it gained the console
 LOG_FILE = "versitygw.log"
 READY_TIMEOUT_S = 20.0  # a cold start of the 60 MB binary on a busy 2-core machine
 STOP_TIMEOUT_S = 5.0
@@ -145,6 +146,23 @@ class Server:
         self.buckets = self.data / "buckets"
         self.state_path = self.data / STATE_FILE
         self.log_path = self.data / LOG_FILE
+
+    def legacy_pid(self) -> int | None:
+        """A versitygw still running from the old `make verifier-up` (relative data path, no console)."""
+        try:
+            pid = int((self.data / LEGACY_PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        argv = command_line(pid)
+        if argv and Path(argv[0]).name == "versitygw" and argv[-2:-1] == ["posix"]:
+            try:  # versitygw's POSIX backend works from inside the directory it serves
+                cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+            except OSError:
+                return None
+            if self.buckets in (cwd.resolve(), (cwd / argv[-1]).resolve()):
+                return pid
+        (self.data / LEGACY_PID_FILE).unlink(missing_ok=True)
+        return None
 
     def record(self) -> dict[str, object] | None:
         try:
@@ -271,6 +289,9 @@ def cmd_up(args: argparse.Namespace) -> str:
         raise LocalS3Error(f"no versitygw at {binary}: run make s3-verifier (needs Go, https://go.dev/dl/)")
     settings = load_settings(Path(args.env_file), Path(args.env_example))
     server = Server(Path(args.data))
+    legacy = server.legacy_pid()
+    if legacy:
+        raise LocalS3Error(f"an older make verifier-up still runs here (pid {legacy}): make down, then make up")
     record = server.running()
     if record:
         if (record.get("s3"), record.get("console")) != (str(s3), str(console)):
@@ -292,6 +313,11 @@ def cmd_up(args: argparse.Namespace) -> str:
 
 def cmd_down(args: argparse.Namespace) -> str:
     server = Server(Path(args.data))
+    legacy = server.legacy_pid()
+    if legacy:
+        os.kill(legacy, signal.SIGTERM)
+        (server.data / LEGACY_PID_FILE).unlink(missing_ok=True)
+        return f"native S3 stopped (pid {legacy}, started by an older make verifier-up)"
     record = server.record()
     if record is None:
         return "native S3 not running"
