@@ -52,6 +52,7 @@ test-deps: $(if $(shell command -v go),s3-verifier)
 # sub-make, so `make up` reports a failure once, not once per make level.
 NATIVE_UP = if [ ! -x "$(VERSITYGW)" ] && ! command -v go >/dev/null 2>&1; then \
 	  echo "make up: no Docker engine answers, and the native S3 (versitygw) needs Go to build once: install Go (https://go.dev/dl/) or start Docker" >&2; exit 1; fi; \
+	{ [ -f "$(STAMP)" ] || echo "installing .venv first (once, about a minute)"; } && \
 	$(MAKE) -s --no-print-directory install "$(VERSITYGW)" && \
 	$(PY) tools/local_s3.py up --binary "$(VERSITYGW)" --data "$(S3_DATA)" --s3-addr "$(S3_ADDR)" --console-addr "$(CONSOLE_ADDR)"
 
@@ -62,7 +63,7 @@ native-up:
 native-down:
 	@$(PYTHON) tools/local_s3.py down --data "$(S3_DATA)"
 
-verifier-up: native-up ## versitygw + console without Docker (what make up runs then), even where Docker runs
+verifier-up: native-up ## native versitygw + console (what make up runs without Docker), even where Docker runs
 
 verifier-down: native-down ## stop the versitygw started by make up / verifier-up (keeps .s3-data/)
 
