@@ -104,6 +104,16 @@ def test_up_serves_s3_and_console_with_the_env_credentials_twice_harmlessly_and_
     assert "native S3 not running" in sandbox.make("down").stdout
 
 
+def test_keys_changed_in_dot_env_after_up_are_a_one_line_error_naming_the_fix(sandbox: Sandbox):
+    assert sandbox.make("up").returncode == 0
+    sandbox.write_env(BUCKET_NAME="sandbox-bucket", **{**CREDENTIALS, "AWS_SECRET_ACCESS_KEY": "changed-later"})
+
+    done = sandbox.make("up")
+
+    assert done.returncode != 0
+    assert "refuses the configured keys (changed since it started?): make down, then make up" in done.stderr
+
+
 def test_clean_also_removes_the_data(sandbox: Sandbox):
     assert sandbox.make("up").returncode == 0
     pid = sandbox.record()["pid"]

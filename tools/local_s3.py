@@ -262,7 +262,12 @@ def ensure_bucket(endpoint: str, settings: Settings) -> bool:
         client.head_bucket(Bucket=settings.bucket)
         return False
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("403", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId"):
+            raise LocalS3Error(
+                "the running server refuses the configured keys (changed since it started?): make down, then make up"
+            ) from error
+        if code not in ("404", "NoSuchBucket", "NotFound"):
             raise LocalS3Error(f"bucket {settings.bucket!r}: {error}") from error
     client.create_bucket(Bucket=settings.bucket)
     return True
