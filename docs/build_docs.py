@@ -414,7 +414,9 @@ def render_timeline() -> str:
         + "\n".join(rows)
         + "\n</tbody></table>\n"
         + f'<p class="small">Source: {html.escape(data["method"])}; {data["pdfs"]} PDFs on the embedded S3, '
-        f"Python {html.escape(data['python'])} on {html.escape(data['machine'])}. "
+        f"Python {html.escape(data['python'])} on this machine's {html.escape(data['machine'])} CPU. "
+        "These are local timings, not Lambda's: Lambda runs Python 3.13 and gives a function CPU in proportion "
+        "to its memory, so compare cold with warm here, not these milliseconds with AWS. "
         "Regenerate with <code>make timeline</code>.</p>"
     )
 
