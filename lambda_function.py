@@ -408,4 +408,3 @@ async def frozen_credentials() -> Any:
     if credentials is None:
         raise NoCredentialsError()
     return await credentials.get_frozen_credentials()
-

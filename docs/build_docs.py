@@ -444,15 +444,17 @@ BENCH_CAPTIONS = {
 }
 BENCH_COMMON = (
     "A cross (the plot's “x = capped by time”) marks a run stopped by the benchmark's time cap "
-    "(<code>BENCH_TIME_CAP</code>, 60 s by default) before it finished: it shows the rate reached by then. Measured by <code>make bench</code> on "
-    "this machine against a local S3 stand-in: this CPU is not Lambda's, whose CPU grows with memory, so compare "
-    "the lines with each other, not the numbers with AWS."
+    "(<code>BENCH_TIME_CAP</code>, 60 s by default) before it finished: it shows the rate reached by then. "
+    "Measured by <code>make bench</code> on this machine against a local S3 stand-in: this CPU is not "
+    "Lambda's, whose CPU grows with memory, so compare the lines with each other, not the numbers with AWS."
 )
 
 
 def render_bench(files: list[str]) -> str:
     plots = [path for path in files if re.fullmatch(r"docs/graphs/bench-[^/]+\.svg", path)]
-    plots.sort(key=lambda path: (list(BENCH_CAPTIONS).index(path) if path in BENCH_CAPTIONS else len(BENCH_CAPTIONS), path))
+    plots.sort(
+        key=lambda path: (list(BENCH_CAPTIONS).index(path) if path in BENCH_CAPTIONS else len(BENCH_CAPTIONS), path)
+    )
     if not plots:
         return (
             '<p class="small">No benchmark plots are checked in yet; once <code>make bench</code> has written '

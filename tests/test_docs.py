@@ -142,7 +142,7 @@ def test_no_remote_fonts_scripts_or_styles():
         assert not re.search(r"""\ssrc=["']?(?:https?:)?//""", text)
         assert not re.search(r"""<link\b""", text)
     # The only way off the machine is a link the reader clicks, and only from the sources list.
-    assert "href=\"http" not in (DOCS / "viewer.html").read_text(encoding="utf-8")
+    assert 'href="http' not in (DOCS / "viewer.html").read_text(encoding="utf-8")
     page = _parse(DOCS / "index.html")
     outside = [ref for tag, ref in page.refs if re.match(r"^[a-z][a-z0-9+.-]*:", ref) and not ref.startswith("data:")]
     assert outside == [], f"off-machine references outside the sources list: {outside}"

@@ -281,7 +281,8 @@ def test_caption_links_stay_inline(browser: Browser):
         caption,
     )
     displays = browser.js(
-        "return Array.from(document.querySelectorAll('figure.graph figcaption a')).map(a => getComputedStyle(a).display)"
+        "return Array.from(document.querySelectorAll('figure.graph figcaption a'))"
+        ".map(a => getComputedStyle(a).display)"
     )
 
     assert lines <= 2, f"the Step Functions caption takes {lines} lines"
@@ -314,7 +315,8 @@ def test_report_line_wraps_and_shows_init_duration(browser: Browser):
         driver.get(f"{INDEX}#observability")
         browser.wait_for_section("observability")
         box = browser.js(
-            "var p = Array.from(document.querySelectorAll('#observability pre')).find(p => p.textContent.includes('REPORT'));"
+            "var p = Array.from(document.querySelectorAll('#observability pre'))"
+            ".find(p => p.textContent.includes('REPORT'));"
             "return [p.scrollWidth, p.clientWidth, p.textContent.includes('Init Duration')];"
         )
         assert box[2] and box[0] <= box[1], f"REPORT line overflows at {width} px: {box}"
