@@ -56,15 +56,22 @@ lint: install ## ruff check and ruff format --check
 
 ##@ Local S3
 
-up: ## MinIO via docker compose (API :9000, console :9001)
-	docker compose up -d --wait
+up: ## local S3 + web console: MinIO in Docker if an engine answers, else native versitygw (API :9000, console :9001)
+	@test -f .env || { sed '$(if $(filter-out 127.0.0.1:9000,$(S3_ADDR)),s|^S3_ENDPOINT_URL=.*|S3_ENDPOINT_URL=http://$(S3_ADDR)|)' .env.example >.env && \
+	  echo "make up: wrote .env from .env.example (make seed / make invoke read it)"; }
+	@if [ "$(LOCAL_S3)" = docker ] || { [ "$(LOCAL_S3)" = auto ] && docker info >/dev/null 2>&1; }; then \
+	  S3_ADDR="$(S3_ADDR)" CONSOLE_ADDR="$(CONSOLE_ADDR)" docker compose up -d --wait && \
+	  echo "MinIO (Docker) up: API http://$(S3_ADDR), console http://$(CONSOLE_ADDR)/ (log in with .env's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"; \
+	else $(NATIVE_UP); fi
 
-down: ## stop the compose MinIO (keeps its volume)
-	docker compose down
+down: ## stop what make up started (the compose MinIO or the native versitygw; data kept)
+	@$(MAKE) --no-print-directory native-down
+	@if docker info >/dev/null 2>&1; then docker compose down; fi
 
-clean: ## stop MinIO, drop its volume and local build output
-	-docker compose down -v
-	rm -rf dist build .pytest_cache
+clean: ## stop the local S3, drop its data (volume / .s3-data) and local build output
+	@$(MAKE) --no-print-directory native-down
+	-@if docker info >/dev/null 2>&1; then docker compose down -v; fi
+	rm -rf $(if $(strip $(S3_DATA)),"$(S3_DATA)") dist build .pytest_cache
 
 seed: install ## upload PDFs (and those events/ name) to BUCKET_NAME/PREFIX (reads .env)
 	@$(PY) seed.py

@@ -3,13 +3,14 @@
 Reading order (the study site walks through this file top to bottom):
 
 1. Configuration: read once per cold start, at module scope.
-2. ``handler``: the synchronous entry point Lambda calls. It turns the event
-   into a checked request, runs one async job and maps failures to answers
-   (caller errors) or exceptions (worth a retry).
+2. The handler: the synchronous entry point Lambda calls. It turns the event
+   into a checked request, runs one async job, maps failures to answers
+   (caller errors) or exceptions (worth a retry), and responds with
+   ``count``, ``manifest_key`` and ``manifest_url``.
 3. The job: a producer lists keys onto a bounded queue, a consumer presigns them
-   and streams JSON lines into a file in /tmp; a sentinel ends the stream.
-4. Upload: the finished file becomes ``manifests/<id>.jsonl``, which is presigned.
-5. Response: ``count``, ``manifest_key`` and ``manifest_url``.
+   and streams JSON lines through /tmp to ``manifests/<id>.jsonl``
+   (manifest_upload.py); a sentinel ends the stream, and only a complete scan
+   finishes the upload, which is then presigned.
 
 The only thing that differs between MinIO, moto and AWS is ``S3_ENDPOINT_URL``.
 """
@@ -108,8 +109,8 @@ TMP_DIR = Path(tempfile.gettempdir())
 MANIFEST_PREFIX = "manifests/"
 MANIFEST_CONTENT_TYPE = "application/x-ndjson"
 
-# botocore presigns S3 with SigV2 unless told otherwise; SigV4 is what AWS
-# accepts everywhere today. Path-style addressing is what MinIO and moto expect.
+# botocore presigns S3 with SigV2 in some regions (us-east-1) unless told otherwise;
+# SigV4 is what AWS accepts everywhere today. Path-style addressing is what MinIO and moto expect.
 # Explicit timeouts and retries keep a dead or stalled endpoint from eating the
 # whole Lambda timeout.
 S3_CONNECT_TIMEOUT_SECONDS = _int_setting("S3_CONNECT_TIMEOUT_SECONDS", 5, 1, 60)
@@ -407,9 +408,3 @@ async def frozen_credentials() -> Any:
     if credentials is None:
         raise NoCredentialsError()
     return await credentials.get_frozen_credentials()
-
-
-# ---------------------------------------------------------------------------
-# 4. Upload: ManifestUpload (manifest_upload.py) streams the lines through /tmp
-#    to manifests/<id>.jsonl, in parts once it outgrows MANIFEST_PART_BYTES.
-# ---------------------------------------------------------------------------

@@ -197,17 +197,31 @@ def _code_block(lines: list[str], start: int, end: int) -> str:
 
 
 def _generic_note(part: Part) -> str:
+    """The note for a part walkthrough.toml does not cover yet: its own docstring, never a placeholder.
+
+    A function added to lambda_function.py by someone who never opened the notes
+    still reads sensibly; tests/test_docs.py requires a note or a docstring for
+    every definition, so nothing reaches the page unexplained.
+    """
+    if part.docstring:
+        first = part.docstring.strip().split("\n\n", 1)[0]
+        return f'<p class="from-doc">{html.escape(" ".join(first.split()))}</p>'
     if part.kind == "statements":
         return (
             "<p>Module-level statements: they run once per execution environment, during the init phase, "
             "and every warm invocation reuses what they built.</p>"
         )
     label = "class" if part.kind == "class" else "function"
-    note = f"<p>The {label} <code>{html.escape(part.names[0])}</code> has no study note yet."
-    if part.docstring:
-        summary = part.docstring.strip().splitlines()[0]
-        note += f" Its docstring says: <q>{html.escape(summary)}</q>"
-    return note + "</p>"
+    return f"<p>The {label} <code>{html.escape(part.names[0])}</code>.</p>"
+
+
+STEP = re.compile(r"^(\d+)\. (.+?)(?::|$)", re.MULTILINE)
+
+
+def docstring_steps(text: str) -> list[tuple[str, str]]:
+    """(number, name) of each numbered step the module docstring lists as its reading order."""
+    doc = ast.get_docstring(ast.parse(text)) or ""
+    return [(number, name.strip()) for number, name in STEP.findall(doc)]
 
 
 def render_walkthrough(text: str, notes: dict[str, str], used: set[str]) -> str:
@@ -234,6 +248,8 @@ def render_walkthrough(text: str, notes: dict[str, str], used: set[str]) -> str:
         if section.detail:
             out.append(f'<p class="banner">{html.escape(section.detail)}</p>')
         out.append(note_for([f"section:{section.key}"]) or "")
+        if not section.parts:
+            raise SystemExit(f"build_docs.py: banner {heading!r} in lambda_function.py has no code under it")
         for part in section.parts:
             anchor = re.sub(r"[^a-z0-9]+", "-", part.names[0].lower()).strip("-") if part.names else "part"
             label = part.names[0] if part.kind in ("def", "class") else ", ".join(part.names[:3]) or "statements"
@@ -398,13 +414,47 @@ def render_timeline() -> str:
         + "\n".join(rows)
         + "\n</tbody></table>\n"
         + f'<p class="small">Source: {html.escape(data["method"])}; {data["pdfs"]} PDFs on the embedded S3, '
-        f"Python {html.escape(data['python'])} on {html.escape(data['machine'])}. "
+        f"Python {html.escape(data['python'])} on this machine's {html.escape(data['machine'])} CPU. "
+        "These are local timings, not Lambda's: Lambda runs Python 3.13 and gives a function CPU in proportion "
+        "to its memory, so compare cold with warm here, not these milliseconds with AWS. "
         "Regenerate with <code>make timeline</code>.</p>"
     )
 
 
+# What each plot of `make bench` shows, in the order the page lists them (HTML).
+BENCH_CAPTIONS = {
+    "docs/graphs/bench-scan-throughput.svg": (
+        "Keys per second against the number of keys under the prefix",
+        "Both axes are logarithmic. <i>build_manifest</i> is the handler's whole job (list, presign, write, "
+        "upload); the two <i>bare LIST</i> lines only page through the listing, with stock aiobotocore and with "
+        "the handler's tuned client, so the gap between them and the handler is what presigning and writing cost; "
+        "the <i>naive baseline</i> is the obvious script: list everything into memory, presign each key with "
+        "botocore, write the whole file, upload it in one go.",
+    ),
+    "docs/graphs/bench-scan-rss.svg": (
+        "Peak memory (RSS, MiB) against the number of keys",
+        "The bounded queue and the streamed upload keep the handler's line flat as the prefix grows: memory does "
+        "not depend on how many PDFs there are.",
+    ),
+    "docs/graphs/bench-scan-tmp.svg": (
+        "Peak /tmp use (MiB) against the number of keys",
+        "The manifest passes through /tmp one part at a time (<code>MANIFEST_PART_BYTES</code>), so /tmp use "
+        "stops growing at a couple of parts however large the manifest gets.",
+    ),
+}
+BENCH_COMMON = (
+    "A cross (the plot's “x = capped by time”) marks a run stopped by the benchmark's time cap "
+    "(<code>BENCH_TIME_CAP</code>, 60 s by default) before it finished: it shows the rate reached by then. "
+    "Measured by <code>make bench</code> on this machine against a local S3 stand-in: this CPU is not "
+    "Lambda's, whose CPU grows with memory, so compare the lines with each other, not the numbers with AWS."
+)
+
+
 def render_bench(files: list[str]) -> str:
     plots = [path for path in files if re.fullmatch(r"docs/graphs/bench-[^/]+\.svg", path)]
+    plots.sort(
+        key=lambda path: (list(BENCH_CAPTIONS).index(path) if path in BENCH_CAPTIONS else len(BENCH_CAPTIONS), path)
+    )
     if not plots:
         return (
             '<p class="small">No benchmark plots are checked in yet; once <code>make bench</code> has written '
@@ -414,10 +464,12 @@ def render_bench(files: list[str]) -> str:
     for path in plots:
         rel = path.removeprefix("docs/")
         name = Path(path).stem.removeprefix("bench-").replace("-", " ").replace("_", " ")
+        title, caption = BENCH_CAPTIONS.get(path, (f"Benchmark: {name}", ""))
         items.append(
-            f'<figure class="graph"><a href="viewer.html?src={rel}" title="open full screen">'
-            f'<img src="{rel}" alt="benchmark: {html.escape(name)}"></a>'
-            f"<figcaption>{html.escape(name)} (<code>{html.escape(path)}</code>)</figcaption></figure>"
+            f'<figure class="graph chart"><a href="viewer.html?src={rel}" title="open full screen">'
+            f'<img src="{rel}" alt="{html.escape(title)}"></a>'
+            f"<figcaption><b>{html.escape(title)}.</b> {caption} {BENCH_COMMON} "
+            f"(<code>{html.escape(path)}</code>)</figcaption></figure>"
         )
     return "\n".join(items)
 

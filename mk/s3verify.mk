@@ -16,14 +16,19 @@ VERSITYGW_MODULE  := github.com/versity/versitygw/cmd/versitygw
 VERSITYGW_DIR     := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lambda-local-runner/versitygw/$(VERSITYGW_VERSION)
 VERSITYGW         := $(VERSITYGW_DIR)/versitygw
 
-# `make verifier-up` stands in for the compose MinIO: same port and credentials
-# as .env.example, so `make seed` / `make invoke` work unchanged.
+# The sandbox's S3 without Docker (`make up` on a machine without an engine, or
+# `make verifier-up` anywhere): versitygw on S3_ADDR with its web console on
+# CONSOLE_ADDR, the same ports and credentials as the compose MinIO, so
+# `make seed` / `make invoke` work unchanged. tools/local_s3.py does the work
+# (credentials from the environment / .env / .env.example, bucket, pid record).
+# LOCAL_S3=native forces it even where Docker runs; LOCAL_S3=docker forces compose.
 VERIFIER_ADDR     ?= 127.0.0.1:9000
-VERIFIER_DATA     := .s3-data
-VERIFIER_PID      := $(VERIFIER_DATA)/versitygw.pid
-VERIFIER_LOG      := $(VERIFIER_DATA)/versitygw.log
+S3_ADDR           ?= $(VERIFIER_ADDR)
+CONSOLE_ADDR      ?= 127.0.0.1:9001
+S3_DATA           ?= .s3-data
+LOCAL_S3          ?= auto
 
-.PHONY: s3-verifier verifier-up verifier-down minio test-deps
+.PHONY: s3-verifier verifier-up verifier-down native-up native-down minio test-deps
 
 ##@ Local S3
 
@@ -44,33 +49,25 @@ s3-verifier: $(VERSITYGW) ## build the signature-verifying S3 (versitygw) once; 
 # `make test` builds it first so they run.
 test-deps: $(if $(shell command -v go),s3-verifier)
 
-verifier-up: s3-verifier ## run versitygw on :9000 (minioadmin/minioadmin, data in .s3-data/) for make seed/invoke
-	@mkdir -p "$(VERIFIER_DATA)/buckets"
-	@if [ -f "$(VERIFIER_PID)" ] && kill -0 "$$(cat "$(VERIFIER_PID)")" 2>/dev/null; then \
-	  echo "versitygw already running (pid $$(cat "$(VERIFIER_PID)")) on http://$(VERIFIER_ADDR)"; exit 0; fi; \
-	ROOT_ACCESS_KEY=minioadmin ROOT_SECRET_KEY=minioadmin nohup "$(VERSITYGW)" \
-	  --port "$(VERIFIER_ADDR)" --health /health --keep-alive --quiet \
-	  posix "$(VERIFIER_DATA)/buckets" >"$(VERIFIER_LOG)" 2>&1 </dev/null & \
-	echo $$! >"$(VERIFIER_PID)"; \
-	for _ in $$(seq 100); do \
-	  if ! kill -0 "$$(cat "$(VERIFIER_PID)")" 2>/dev/null; then \
-	    rm -f "$(VERIFIER_PID)"; echo "versitygw exited (port $(VERIFIER_ADDR) taken?):" >&2; tail -5 "$(VERIFIER_LOG)" >&2; exit 1; fi; \
-	  if $(PYTHON) -c "import urllib.request as u; u.urlopen('http://$(VERIFIER_ADDR)/health', timeout=1)" 2>/dev/null; then \
-	    echo "versitygw up on http://$(VERIFIER_ADDR) (pid $$(cat "$(VERIFIER_PID)"), minioadmin/minioadmin, data $(VERIFIER_DATA)/buckets)"; exit 0; fi; \
-	  sleep 0.1; \
-	done; \
-	echo "versitygw did not answer on http://$(VERIFIER_ADDR)/health within 10 s; see $(VERIFIER_LOG)" >&2; exit 1
+# Go is checked first, so a machine with neither Docker nor Go gets one line
+# naming both fixes instead of a compiler error. A shell snippet rather than a
+# sub-make, so `make up` reports a failure once, not once per make level.
+NATIVE_UP = if [ ! -x "$(VERSITYGW)" ] && ! command -v go >/dev/null 2>&1; then \
+	  echo "make up: no Docker engine answers, and the native S3 (versitygw) needs Go to build once: install Go (https://go.dev/dl/) or start Docker" >&2; exit 1; fi; \
+	{ [ -f "$(STAMP)" ] || echo "installing .venv first (once, about a minute)"; } && \
+	$(MAKE) -s --no-print-directory install "$(VERSITYGW)" && \
+	$(PY) tools/local_s3.py up --binary "$(VERSITYGW)" --data "$(S3_DATA)" --s3-addr "$(S3_ADDR)" --console-addr "$(CONSOLE_ADDR)"
 
-# Only a pid that is still versitygw is signalled: a stale pid file must never
-# take down whatever process reused the number.
-verifier-down: ## stop the versitygw started by make verifier-up (keeps .s3-data/)
-	@if [ ! -f "$(VERIFIER_PID)" ]; then echo "versitygw not running (no $(VERIFIER_PID))"; exit 0; fi; \
-	pid=$$(cat "$(VERIFIER_PID)"); \
-	if [ "$$(cat /proc/$$pid/comm 2>/dev/null)" = versitygw ]; then \
-	  kill "$$pid"; for _ in $$(seq 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; \
-	  kill -0 "$$pid" 2>/dev/null && kill -9 "$$pid"; echo "versitygw stopped (pid $$pid)"; \
-	else echo "versitygw not running (stale pid $$pid)"; fi; \
-	rm -f "$(VERIFIER_PID)"
+native-up:
+	@$(NATIVE_UP)
+
+# Only a pid that is still this versitygw (same data directory) is signalled.
+native-down:
+	@$(PYTHON) tools/local_s3.py down --data "$(S3_DATA)"
+
+verifier-up: native-up ## native versitygw + console (what make up runs without Docker), even where Docker runs
+
+verifier-down: native-down ## stop the versitygw started by make up / verifier-up (keeps .s3-data/)
 
 minio: ## explain why MinIO is not built here (use make verifier-up)
 	@echo "make minio: cannot build MinIO here (the Go module proxy refuses github.com/minio/minio and its forks); use make verifier-up (versitygw, verifies SigV4) or MINIO_IMAGE with make up" >&2; exit 1

@@ -13,8 +13,16 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_compose_publishes_api_and_console_ports():
-    assert compose()["services"]["minio"]["ports"] == ["9000:9000", "9001:9001"]
+def test_compose_publishes_api_and_console_ports_on_loopback_where_make_up_says():
+    # The same variables and defaults as mk/s3verify.mk, so both sandboxes sit at the same addresses.
+    assert compose()["services"]["minio"]["ports"] == [
+        "${S3_ADDR:-127.0.0.1:9000}:9000",
+        "${CONSOLE_ADDR:-127.0.0.1:9001}:9001",
+    ]
+    makefile = (ROOT / "mk" / "s3verify.mk").read_text()
+    assert re.search(r"^VERIFIER_ADDR\s+\?= 127\.0\.0\.1:9000$", makefile, re.MULTILINE)
+    assert re.search(r"^S3_ADDR\s+\?= \$\(VERIFIER_ADDR\)$", makefile, re.MULTILINE)
+    assert re.search(r"^CONSOLE_ADDR\s+\?= 127\.0\.0\.1:9001$", makefile, re.MULTILINE)
 
 
 def test_compose_pins_a_minio_image_that_can_be_overridden():

@@ -24,8 +24,8 @@ GRAPHS = DOCS / "graphs"
 SECTIONS = [
     "overview", "mental-model", "limits",
     "cold-starts", "concurrency", "triggers", "iam", "packaging", "vpc",
-    "observability", "async-errors", "step-functions", "cost", "local-dev", "ci-cd",
-    "pitfalls", "adjacent", "labs", "repository",
+    "observability", "async-errors", "step-functions", "cost", "local-dev", "local-runtime", "deploy", "ci-cd",
+    "pitfalls", "adjacent", "labs", "walkthrough", "repository", "sources",
 ]  # fmt: skip
 
 
@@ -54,15 +54,19 @@ def measure() -> ModuleType:
 
 
 class _Page(HTMLParser):
-    """Collects ids, section ids, and every href/src on a page."""
+    """Collects ids, section ids, every href/src, and the citations and sources of a page."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ids: set[str] = set()
         self.sections: list[str] = []
         self.refs: list[tuple[str, str]] = []
+        self.external: list[tuple[str, str, str]] = []  # (source item id, href, rel)
         self.nav_hrefs: list[str] = []
+        self.cites: list[tuple[str, str]] = []  # (section, source id)
+        self.sources: dict[str, list[str]] = {}  # source item id -> its hrefs
         self._in_nav = False
+        self._source: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {k: v or "" for k, v in attrs}
@@ -72,6 +76,16 @@ class _Page(HTMLParser):
             self.sections.append(values.get("id", ""))
         if tag == "nav" and values.get("id") == "toc":
             self._in_nav = True
+        if tag == "li" and values.get("id", "").startswith("src-"):
+            self._source = values["id"]
+            self.sources[self._source] = []
+        if tag == "a" and "cite" in values.get("class", "").split():
+            self.cites.append((self.sections[-1] if self.sections else "", values.get("href", "")[1:]))
+        if tag == "a" and self._source and "href" in values:
+            self.sources[self._source].append(values["href"])
+            if re.match(r"^https?:", values["href"]):
+                self.external.append((self._source, values["href"], values.get("rel", "")))
+                return
         for attr in ("href", "src"):
             if attr in values:
                 self.refs.append((tag, values[attr]))
@@ -81,6 +95,8 @@ class _Page(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "nav":
             self._in_nav = False
+        if tag == "li":
+            self._source = None
 
 
 def _parse(path: Path) -> _Page:
@@ -95,7 +111,7 @@ def test_index_html_is_up_to_date(build_docs: ModuleType):
     assert build_docs.build(current) == current, "docs/index.html is out of date with the repository: run `make docs`"
 
 
-def test_page_has_the_nineteen_sections_in_sidebar_order():
+def test_page_has_its_sections_in_sidebar_order():
     page = _parse(DOCS / "index.html")
 
     assert page.sections == SECTIONS
@@ -123,7 +139,52 @@ def test_no_remote_fonts_scripts_or_styles():
         text = html_file.read_text(encoding="utf-8")
         assert "@import" not in text
         assert not re.search(r"url\(\s*['\"]?https?:", text)
-        assert not re.search(r"""\s(?:src|href)=["']?(?:https?:)?//""", text)
+        assert not re.search(r"""\ssrc=["']?(?:https?:)?//""", text)
+        assert not re.search(r"""<link\b""", text)
+    # The only way off the machine is a link the reader clicks, and only from the sources list.
+    assert 'href="http' not in (DOCS / "viewer.html").read_text(encoding="utf-8")
+    page = _parse(DOCS / "index.html")
+    outside = [ref for tag, ref in page.refs if re.match(r"^[a-z][a-z0-9+.-]*:", ref) and not ref.startswith("data:")]
+    assert outside == [], f"off-machine references outside the sources list: {outside}"
+    for source, href, rel in page.external:
+        assert href.startswith("https://"), f"{source}: {href} is not https"
+        assert {"external", "noopener", "noreferrer"} <= set(rel.split()), f"{source}: {href} needs rel=external"
+
+
+def test_every_citation_has_a_source_and_every_source_is_cited_and_linked():
+    page = _parse(DOCS / "index.html")
+    cited = {source for _, source in page.cites}
+
+    assert page.sources, "the page has no sources list"
+    assert cited - set(page.sources) == set(), "citations without a source entry"
+    assert set(page.sources) - cited == set(), "sources nobody cites"
+    assert all(page.sources.values()), "a source entry without a link"
+    assert len(page.cites) >= 100
+
+
+NUMBER = re.compile(r"\d[\d,.]*\s*(?:%|ms|s\b|MB|GB|KB|MiB|h\b|minutes|seconds|×|\$)|\$\d|\d,\d{3}")
+
+
+def test_every_number_or_limit_on_the_page_carries_a_source():
+    """Table rows and list items that state a figure cite where it comes from.
+
+    The walkthrough and the repository page are exempt (their figures are
+    generated from the files), and so are the measured timeline and code blocks.
+    """
+    text = (DOCS / "index.html").read_text(encoding="utf-8")
+    exempt = {"walkthrough", "repository", "sources"}
+    missing = []
+    for section_id, body in re.findall(r'<section id="([^"]+)".*?>(.*?)</section>', text, flags=re.DOTALL):
+        if section_id in exempt:
+            continue
+        body = re.sub(r"<!-- timeline:start -->.*?<!-- timeline:end -->", "", body, flags=re.DOTALL)
+        body = re.sub(r"<pre.*?</pre>|<figure.*?</figure>|<thead>.*?</thead>", "", body, flags=re.DOTALL)
+        for item in re.findall(r"<(tr|li|p)(?:\s[^>]*)?>(.*?)</\1>", body, flags=re.DOTALL):
+            item = item[1]
+            plain = re.sub(r"<code>.*?</code>|<[^>]+>", " ", item)
+            if NUMBER.search(plain) and 'class="cite"' not in item:
+                missing.append(f"{section_id}: {' '.join(plain.split())[:90]}")
+    assert missing == []
 
 
 def test_every_graph_source_has_a_fresh_svg(render: ModuleType):
@@ -160,6 +221,26 @@ def test_walkthrough_quotes_every_top_level_definition(build_docs: ModuleType):
 
     for name in names:
         assert re.search(rf"(^|<code>)(async )?(def|class) {name}\b", html, flags=re.MULTILINE), name
+
+
+def test_walkthrough_steps_match_the_docstring_and_every_part_is_explained(build_docs: ModuleType):
+    source = (ROOT / "lambda_function.py").read_text(encoding="utf-8")
+    notes = build_docs.tomllib.loads((DOCS / "walkthrough.toml").read_text(encoding="utf-8"))["walkthrough"]
+    _, sections = build_docs.split_source(source)
+    steps = build_docs.docstring_steps(source)
+
+    assert [number for number, _ in steps] == [section.number for section in sections], (
+        "the module docstring's numbered steps and the banner comments disagree"
+    )
+    for (_, name), section in zip(steps, sections, strict=True):
+        assert section.parts, f"banner {section.number} has no code under it"
+        assert section.title.lower().startswith(name.lower().strip("`")), (name, section.title)
+    for section in sections:
+        assert f"section:{section.key}" in notes, f"no introduction for section {section.key}"
+        for part in section.parts:
+            assert any(name in notes for name in part.names) or part.docstring, f"{part.names[0]} has no note"
+    html = (DOCS / "index.html").read_text(encoding="utf-8")
+    assert "no study note" not in html
 
 
 def test_walkthrough_covers_every_source_line(build_docs: ModuleType):
@@ -205,8 +286,8 @@ def test_notes_follow_names_and_unknown_parts_get_a_generic_line(build_docs: Mod
 
     assert "NOTE-OLD" in html and "NOTE-SETUP" in html
     assert "NOTE-GONE" not in html and used == {"old_name", "section:setup"}
-    assert "<code>brand_new</code> has no study note yet" in html
-    assert "Arrived after the notes were written." in html
+    assert "no study note" not in html
+    assert '<p class="from-doc">Arrived after the notes were written.</p>' in html
     assert "# a comment that belongs to old_name\ndef old_name" in html.replace('<span class="c">', "").replace(
         "</span>", ""
     )
@@ -241,6 +322,22 @@ def test_report_lines_are_parsed_in_any_field_order(measure: ModuleType):
     assert [r["init_ms"] for r in runs] == [265.72, None]
     assert [r["duration_ms"] for r in runs] == [395.99, 12.5]
     assert runs[0]["billed_ms"] == 662 and runs[1]["request_id"] == "b"
+
+
+def test_timeline_axis_reaches_past_the_longest_bar(measure: ModuleType):
+    data = {
+        "method": "test",
+        "pdfs": 1,
+        "python": "3",
+        "machine": "x",
+        "runs": [{"init_ms": 392.0, "duration_ms": 284.0}, {"init_ms": None, "duration_ms": 100.0}],
+    }
+    dot = measure.timeline_dot(data)
+    ticks = [float(t.replace(",", "")) for t in re.findall(r'label="([\d,]+) ms"', dot)]
+
+    assert ticks[0] == 0 and ticks[-1] >= 676
+    assert "key_init" in dot and "key_run" in dot  # the legend draws its swatches
+    assert "not scale" in dot or "proportion to memory" in dot
 
 
 def test_timeline_dot_is_drawn_to_scale(measure: ModuleType):

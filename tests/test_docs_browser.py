@@ -8,6 +8,7 @@ errors, and saves screenshots to test-artifacts/docs/ for a human to look at.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -165,7 +166,7 @@ def test_every_section_opens_by_hash_and_the_back_button_works(browser: Browser)
     driver.forward()
     browser.wait_for_section(SECTIONS[-2])
     driver.get(f"{INDEX}#walk-the-handler")
-    browser.wait_for_section("repository")
+    browser.wait_for_section("walkthrough")
     browser.assert_clean()
 
 
@@ -180,8 +181,11 @@ def test_every_image_and_graph_loads(page: Browser):
 
 def test_every_internal_link_resolves(page: Browser):
     links = page.js(
-        "return Array.from(document.querySelectorAll('a[href]')).map(a => [a.getAttribute('href'), a.href])"
+        "return Array.from(document.querySelectorAll('a[href]')).filter(a => !a.closest('ol.sources'))"
+        ".map(a => [a.getAttribute('href'), a.href])"
     )
+    sources = page.js("return Array.from(document.querySelectorAll('ol.sources a[href]')).map(a => a.href)")
+    assert sources and all(url.startswith(("https://", "file://")) for url in sources)
     ids = set(page.js("return Array.from(document.querySelectorAll('[id]')).map(e => e.id)"))
     assert len(links) > 60
     for raw, resolved in links:
@@ -207,6 +211,182 @@ def test_keyboard_navigation(page: Browser):
     driver.find_element(By.CSS_SELECTOR, "nav#toc a[href='#cost']").send_keys(Keys.ENTER)
     page.wait_for_section("cost")
     assert page.js("return document.activeElement.id") == "content"
+
+
+def test_arrow_keys_scroll_a_focused_code_block_instead_of_turning_the_page(page: Browser):
+    driver = page.driver
+    driver.set_window_size(1000, 900)
+    driver.get(f"{INDEX}#walkthrough")
+    page.wait_for_section("walkthrough")
+    wide = page.js(
+        "var p = Array.from(document.querySelectorAll('#walkthrough pre'))"
+        ".find(p => p.scrollWidth > p.clientWidth + 40); if (p) { p.id = p.id || 'wide-pre'; } return p ? p.id : null;"
+    )
+    assert wide, "no code block wider than its box on the walkthrough page"
+    pre = driver.find_element(By.ID, wide)
+    page.js("arguments[0].scrollIntoView(); arguments[0].focus();", pre)
+    pre.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
+
+    assert page.active_section() == "walkthrough"
+    WebDriverWait(driver, 3).until(lambda _d: page.js("return arguments[0].scrollLeft", pre) > 0)
+    driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)  # outside a code block: next page
+    page.wait_for_section("repository")
+
+
+def _svg_geometry(path: Path) -> tuple[float, float]:
+    """(viewBox width, smallest font-size) of a Graphviz SVG, in SVG user units."""
+    text = path.read_text(encoding="utf-8")
+    view_box = re.search(r'viewBox="([-\d.]+) ([-\d.]+) ([\d.]+) ([\d.]+)"', text)
+    sizes = [float(size) for size in re.findall(r'font-size="([\d.]+)"', text)]
+    assert view_box and sizes, f"{path.name}: no viewBox or no text"
+    scale = re.search(r'<g id="graph0" class="graph" transform="scale\(([\d.]+)', text)
+    return float(view_box.group(3)) / (float(scale.group(1)) if scale else 1.0), min(sizes)
+
+
+def test_graph_text_is_at_least_12px_in_place_at_1400px(browser: Browser):
+    """Every Graphviz graph, as laid out on its page, renders its smallest text at 12 px or more."""
+    driver = browser.driver
+    driver.set_window_size(1400, 900)
+    measured = {}
+    for section in SECTIONS:
+        driver.get(f"{INDEX}#{section}")
+        browser.wait_for_section(section)
+        for src, width in browser.js(
+            "return Array.from(document.querySelectorAll('#' + arguments[0] + ' figure.graph img'))"
+            ".map(i => [i.getAttribute('src'), i.getBoundingClientRect().width])",
+            section,
+        ):
+            path = DOCS / src
+            if path.stem.startswith("bench-"):
+                continue  # matplotlib draws text as paths; checked by test_bench_charts_suit_the_dark_page
+            view_width, smallest = _svg_geometry(path)
+            measured[path.stem] = smallest * width / view_width
+    browser.shot("graphs-1400")
+
+    assert len(measured) == len(list((DOCS / "graphs").glob("*.dot")))
+    small = {name: round(px, 1) for name, px in measured.items() if px < 12}
+    assert small == {}, f"graph text below 12 px at 1400 px wide: {small}"
+    browser.assert_clean()
+
+
+def test_caption_links_stay_inline(browser: Browser):
+    driver = browser.driver
+    driver.set_window_size(1400, 900)
+    driver.get(f"{INDEX}#step-functions")
+    browser.wait_for_section("step-functions")
+    caption = "#step-functions figure.graph figcaption"
+    lines = browser.js(
+        "var c = document.querySelector(arguments[0]); var lh = parseFloat(getComputedStyle(c).lineHeight);"
+        "return Math.round(c.getBoundingClientRect().height / lh);",
+        caption,
+    )
+    displays = browser.js(
+        "return Array.from(document.querySelectorAll('figure.graph figcaption a'))"
+        ".map(a => getComputedStyle(a).display)"
+    )
+
+    assert lines <= 2, f"the Step Functions caption takes {lines} lines"
+    assert displays and set(displays) == {"inline"}
+    browser.assert_clean()
+
+
+def test_bench_charts_suit_the_dark_page(browser: Browser):
+    driver = browser.driver
+    driver.set_window_size(1400, 900)
+    driver.get(f"{INDEX}#repository")
+    browser.wait_for_section("repository")
+    charts = browser.js(
+        "return Array.from(document.querySelectorAll('#repository figure.chart')).map(f => "
+        "[getComputedStyle(f.querySelector('img')).filter, f.querySelector('figcaption').textContent])"
+    )
+    if not charts:
+        pytest.skip("no benchmark plots are committed")
+    for css_filter, caption in charts:
+        assert "invert" in css_filter
+        assert "capped by time" in caption and "BENCH_TIME_CAP" in caption and len(caption) > 200
+    browser.shot("bench-charts")
+    browser.assert_clean()
+
+
+def test_report_line_wraps_and_shows_init_duration(browser: Browser):
+    driver = browser.driver
+    for width in (1400, 390):
+        driver.set_window_size(width, 900)
+        driver.get(f"{INDEX}#observability")
+        browser.wait_for_section("observability")
+        box = browser.js(
+            "var p = Array.from(document.querySelectorAll('#observability pre'))"
+            ".find(p => p.textContent.includes('REPORT'));"
+            "return [p.scrollWidth, p.clientWidth, p.textContent.includes('Init Duration')];"
+        )
+        assert box[2] and box[0] <= box[1], f"REPORT line overflows at {width} px: {box}"
+    browser.assert_clean()
+
+
+def test_narrow_tables_keep_their_column_names_and_nothing_overflows(browser: Browser):
+    driver = browser.driver
+    driver.set_window_size(390, 844)
+    unlabeled = []
+    for section in SECTIONS:
+        driver.get(f"{INDEX}#{section}")
+        browser.wait_for_section(section)
+        assert browser.js("return document.getElementById('content').scrollWidth <= window.innerWidth"), section
+        unlabeled += browser.js(
+            """
+            var missing = [];
+            document.querySelectorAll('#' + arguments[0] + ' table.tbl').forEach(function (table) {
+              var heads = Array.from(table.querySelectorAll('thead th')).map(th => th.textContent.trim());
+              table.querySelectorAll('tbody tr').forEach(function (tr) {
+                var col = 0;
+                Array.from(tr.cells).forEach(function (td, i) {
+                  var label = getComputedStyle(td, '::before').content;
+                  if (i > 0 && heads[col] && label.indexOf(heads[col]) === -1) {
+                    missing.push(arguments[0] + ': ' + td.textContent.slice(0, 40));
+                  }
+                  col += td.colSpan;
+                });
+              });
+            });
+            return missing;
+            """,
+            section,
+        )
+        broken = browser.js(
+            """
+            return Array.from(document.querySelectorAll('#' + arguments[0] + ' code'))
+              .filter(c => !c.closest('pre'))
+              .flatMap(c => c.classList.contains('one') ? [c] : Array.from(c.querySelectorAll('.tok')))
+              .filter(e => e.getClientRects().length > 1).map(e => e.textContent);
+            """,
+            section,
+        )
+        assert broken == [], f"{section}: inline code broken inside a word at 390 px: {broken}"
+    driver.get(f"{INDEX}#limits")
+    browser.wait_for_section("limits")
+    browser.shot("narrow-limits-table")
+    assert unlabeled == []
+    browser.assert_clean()
+
+
+def test_viewer_returns_to_the_section_it_was_opened_from(browser: Browser):
+    driver = browser.driver
+    driver.set_window_size(1280, 900)
+    driver.get(f"{INDEX}#iam")
+    browser.wait_for_section("iam")
+    driver.find_element(By.CSS_SELECTOR, "#iam figure.graph > a").click()
+    WebDriverWait(driver, 5).until(lambda _d: driver.current_url.startswith(VIEWER))
+    WebDriverWait(driver, 5).until(lambda _d: browser.js(GRAPH_WIDTH) > 0)
+
+    assert "from=iam" in driver.current_url
+    driver.find_element(By.ID, "back").click()
+    browser.wait_for_section("iam")
+    assert driver.current_url.endswith("index.html#iam")
+
+    driver.get(f"{VIEWER}?src=graphs/iam_layers.svg&from=iam")
+    WebDriverWait(driver, 5).until(lambda _d: browser.js(GRAPH_WIDTH) > 0)
+    driver.find_element(By.ID, "stage").send_keys(Keys.ESCAPE)
+    browser.wait_for_section("iam")
+    browser.assert_clean()
 
 
 def test_narrow_screen_menu(page: Browser):
