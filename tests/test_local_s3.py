@@ -152,8 +152,9 @@ def test_a_fresh_clone_gets_a_dot_env_pointing_at_the_server(tmp_path: Path):
         invoked = box.make("invoke")
         assert invoked.returncode == 0, invoked.stderr
         body = json.loads(json_document(invoked.stdout)["body"])
-        assert body["count"] == 25 and body["manifest_key"].startswith("manifests/")
-        assert requests.get(body["manifest_url"], timeout=10).text.count('"key"') == 25
+        # 25 generated reports + the 3 PDFs the events/ samples name in the default bucket
+        assert body["count"] == 28 and body["manifest_key"].startswith("manifests/")
+        assert requests.get(body["manifest_url"], timeout=10).text.count('"key"') == 28
     finally:
         box.make("down")
 
