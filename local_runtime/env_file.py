@@ -23,11 +23,14 @@ def shadowed(dotenv: Mapping[str, str | None], environ: Mapping[str, str] | None
 
 def warn_if_shadowed(prog: str, env_file: str | Path | None, environ: Mapping[str, str] | None = None) -> list[str]:
     """Print one line on stderr when the environment overrides variables of ``env_file``."""
-    if not env_file or not Path(env_file).is_file():
+    if not env_file or not Path(env_file).is_file():  # missing, a FIFO or a device: the reader reports those
         return []
     from dotenv import dotenv_values  # local-only dependency
 
-    names = shadowed(dotenv_values(env_file), environ)
+    try:
+        names = shadowed(dotenv_values(env_file), environ)
+    except (OSError, ValueError):  # unreadable or not UTF-8: the script's own reading of the file says why
+        return []
     if names:
         print(
             f"{prog}: the environment overrides {env_file} for {', '.join(names)} (unset them to use {env_file})",
