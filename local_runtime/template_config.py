@@ -79,6 +79,8 @@ def load_template_function(path: str | Path, logical_id: str | None = None) -> T
     import yaml
 
     path = Path(path)
+    if not path.is_file():  # missing, a directory, a FIFO or a device: reading it would fail or block
+        raise ConfigurationError(f"template {str(path)!r} is not a file")
     try:
         template = yaml.load(path.read_text(encoding="utf-8"), Loader=_cfn_loader())  # noqa: S506 - SafeLoader subclass
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

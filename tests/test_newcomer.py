@@ -165,9 +165,10 @@ def test_an_unusable_template_is_a_one_line_configuration_error(tmp_path):
 
     with pytest.raises(ConfigurationError, match="cannot read template"):
         load_template_function(bad)
-    done = cli("--template", str(bad), "--env-file", os.devnull)
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0
+    for template in (bad, tmp_path):  # unparsable; not a file
+        done = cli("--template", str(template), "--env-file", os.devnull)
+        assert done.returncode == 2
+        assert done.stderr.strip().count("\n") == 0
 
 
 def test_invoke_runs_with_the_templates_memory_and_timeout_unless_told_otherwise():
