@@ -22,9 +22,14 @@ def recording() -> bool:
     return os.environ.get("RECORD", "").strip().lower() in {"1", "true", "yes"}
 
 
+def results_dir() -> Path:
+    """``bench/results`` with RECORD=1, else ``bench/out``."""
+    return RECORDED_RESULTS if recording() else SCRATCH
+
+
 def results_path(name: str) -> Path:
     """``bench/results/<name>`` with RECORD=1, else ``bench/out/<name>``."""
-    return (RECORDED_RESULTS if recording() else SCRATCH) / name
+    return results_dir() / name
 
 
 def graphs_dir() -> Path:
