@@ -45,6 +45,12 @@ def _function_options() -> argparse.ArgumentParser:
         "provided: the task root's executable 'bootstrap' runs against the Runtime API (default: %(default)s)",
     )
     group.add_argument(
+        "--task-root",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="the function's code, as /var/task (default: this repository)",
+    )
+    group.add_argument(
         "--function-name",
         default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", DEFAULT_FUNCTION_NAME),
         help="function name (default: %(default)s)",
@@ -152,7 +158,7 @@ def build_config(args: argparse.Namespace) -> FunctionConfig:
         memory_mb=args.memory,
         timeout_s=args.timeout,
         region=region,
-        task_root=Path(__file__).resolve().parent,
+        task_root=args.task_root.resolve(),
         env=user_env,
         log_format=args.log_format,
         tmp_per_environment=args.tmp == "per-env",

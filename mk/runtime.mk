@@ -24,3 +24,8 @@ $(LAMBDA_STAMP): requirements.lock requirements-lambda-runtime.txt | install
 
 # Everything that starts an execution environment needs Lambda's Python.
 test-deps demo invoke: lambda-python
+
+.PHONY: import-time
+import-time: install lambda-python ## cold import of the x86_64 zip under 3.13, with vs without its bytecode
+	$(PY) tools/package.py --arch x86_64
+	$(PY) tools/zip_import_time.py

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ import pytest
 from local_runtime.config import FunctionConfig
 from local_runtime.environment import INIT_SLOTS
 from local_runtime.pool import EnvironmentPool
+from tests.conftest import ROOT
 
 CASES = "tests.fixtures.ric_cases"
 
@@ -364,3 +367,48 @@ def test_at_most_one_init_per_core_runs_at_once(tmp_path, sink):
     # Waiting for a core is not init: every Init Duration is about the 0.6 s the module takes.
     assert all(600 <= r.report.init_duration_ms < 3000 for r in results)
     assert os.cpu_count() == cores
+
+
+# -- the command line ---------------------------------------------------------------------------------------
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "invoke.py", "--env-file", os.devnull, *args],
+        cwd=ROOT,
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_runs_a_provided_bootstrap_from_a_task_root(tmp_path):
+    _bootstrap(
+        tmp_path,
+        _API
+        + _NEXT
+        + "next\n"
+        + 'curl -sS -o /dev/null -X POST --data-binary @"$TMPDIR/event" "$API/invocation/$ID/response"\n'
+        "next\n",
+    )
+
+    done = _cli("--runtime", "provided", "--task-root", str(tmp_path), "--event", "direct")
+    missing = _cli("--runtime", "provided", "--task-root", str(tmp_path / "nowhere"))
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"bucket": "my-company-reports-bucket", "prefix": "2026/04/"}
+    assert "INIT_START Runtime Version: provided:al2023.local" in done.stderr
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["errorType"] == "Runtime.InvalidEntrypoint"
+
+
+def test_cli_says_in_one_line_when_python_3_13_is_missing():
+    env = {k: v for k, v in os.environ.items() if k not in ("LAMBDA_PYTHON", "PYENV_ROOT", "PYENV_VERSION")}
+    env["PATH"] = "/usr/bin:/bin"  # no pyenv, no python3.13
+
+    done = _cli("--handler", "tests.fixtures.handlers.whoami", env=env)
+
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("invoke.py: Python 3.13 not found")
