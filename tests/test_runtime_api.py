@@ -27,6 +27,7 @@ import pytest
 
 from local_runtime.config import FunctionConfig
 from local_runtime.environment import INIT_SLOTS
+from local_runtime.lambda_python import HOME, LAYER_DIR, find_interpreter
 from local_runtime.pool import EnvironmentPool
 from tests.conftest import ROOT
 
@@ -420,3 +421,30 @@ def test_cli_says_in_one_line_when_python_3_13_is_missing():
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith("invoke.py: Python 3.13 not found")
+
+
+# -- Lambda's Python -------------------------------------------------------------------------------------------
+
+
+def test_the_handler_tests_pass_under_lambdas_python_with_the_zips_dependencies():
+    """tests/test_handler.py and test_manifest_upload.py again, on Python 3.13 with requirements.lock's versions."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "PYTEST_XDIST_WORKER")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(LAYER_DIR), str(HOME / "tests")])  # the layer wins
+    command = [find_interpreter(), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+    probe = "import sys, botocore, aioboto3; print(sys.version_info[:2], botocore.__file__, aioboto3.__file__)"
+
+    done = subprocess.run(
+        [*command, "tests/test_handler.py", "tests/test_manifest_upload.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    where = subprocess.run(
+        [find_interpreter(), "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout.strip().splitlines()[-1] and " failed" not in done.stdout
+    assert where.startswith("(3, 13)") and where.count(str(LAYER_DIR)) == 2
