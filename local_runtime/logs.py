@@ -9,6 +9,7 @@ rules live here, next to the format.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -157,7 +158,9 @@ class FunctionLogReader:
         self._selector = selectors.DefaultSelector()
         self._buffers: dict[int, bytes] = {stdout_fd: b"", telemetry_fd: b""}
         self._telemetry_fd = telemetry_fd
-        for fd in (stdout_fd, telemetry_fd):
+        self._open = {stdout_fd, telemetry_fd}
+        self._wake_read, self._wake_write = os.pipe()  # a drain request wakes the thread at once
+        for fd in (stdout_fd, telemetry_fd, self._wake_read):
             os.set_blocking(fd, False)
             self._selector.register(fd, selectors.EVENT_READ)
         self._lock = threading.Lock()
@@ -172,6 +175,8 @@ class FunctionLogReader:
             if self._done.is_set():
                 return
             self._drains.append(waiter)
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"x")
         waiter.wait(timeout)
 
     def wait_closed(self, timeout: float) -> None:
@@ -179,25 +184,35 @@ class FunctionLogReader:
 
     def _run(self) -> None:
         try:
-            while self._selector.get_map():
-                ready = self._selector.select(timeout=0.02)
-                for key, _ in ready:
-                    self._read(key.fd)
-                if not ready:
-                    with self._lock:
-                        drains, self._drains = self._drains, []
-                    if drains:  # the invocation is over: a line left without its newline is its own event
-                        self._flush_partial()
-                    for waiter in drains:
-                        waiter.set()
+            while self._open:
+                with self._lock:
+                    draining = bool(self._drains)
+                # Sleep until output arrives; while a drain waits, only look at what is already there.
+                ready = [key.fd for key, _ in self._selector.select(timeout=0 if draining else None)]
+                if self._wake_read in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_read, 4096)
+                data = [fd for fd in ready if fd != self._wake_read]
+                for fd in data:
+                    self._read(fd)
+                if draining and not data:  # everything written before the request has been emitted
+                    self._flush_partial()  # the invocation is over: a line left without its newline is its own event
+                    self._release_drains()
         finally:
             self._flush_partial()
             with self._lock:
                 self._done.set()
-                drains, self._drains = self._drains, []
-            for waiter in drains:
-                waiter.set()
+            self._release_drains()
             self._selector.close()
+            for fd in (self._wake_read, self._wake_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _release_drains(self) -> None:
+        with self._lock:
+            drains, self._drains = self._drains, []
+        for waiter in drains:
+            waiter.set()
 
     def _read(self, fd: int) -> None:
         try:
@@ -206,6 +221,7 @@ class FunctionLogReader:
             return
         if not data:
             self._selector.unregister(fd)
+            self._open.discard(fd)
             os.close(fd)
             return
         self._buffers[fd] += data
