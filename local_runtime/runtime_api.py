@@ -216,10 +216,13 @@ class RuntimeApi:
         refused = self._check_answer(request_id)
         if refused is not None:
             return refused
-        body = await request.read()
+        try:
+            body: bytes | None = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # beyond what the server reads at all: too large either way
+            body = None
         self._answered.add(request_id)
-        if len(body) > MAX_RESPONSE_BYTES:
-            self.events.put(RuntimeEvent("too_large", request_id, detail=str(len(body))))
+        if body is None or len(body) > MAX_RESPONSE_BYTES:
+            self.events.put(RuntimeEvent("too_large", request_id))
             return _error(
                 413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
             )
