@@ -1,15 +1,20 @@
 # Local Lambda runtime: the Invoke API on loopback (see "Local runtime vs real Lambda" in README.md).
-PORT ?= 9009
+# PORT reaches invoke.py as one argument (through the environment), so a value
+# such as '0 --host 0.0.0.0' is refused by invoke.py instead of becoming options.
+LITERAL_VARS += PORT
+export PORT ?= 9009
+
+.PHONY: serve
+serve: install ## run the local Invoke API on 127.0.0.1 (PORT=9009)
+	$(PY) invoke.py serve --port "$$PORT"
+
 # Lambda's Python and what it runs with, for Python 3.13 (see local_runtime/lambda_python.py):
 # .lambda313/runtime = awslambdaric (Lambda's /var/runtime), .lambda313/layer = requirements.lock
 # (the zip's exact dependencies, hash-checked), .lambda313/tests = what the handler tests need on 3.13.
 LAMBDA_HOME  := .lambda313
 LAMBDA_STAMP := $(LAMBDA_HOME)/.installed-$(shell cat requirements.lock requirements-lambda-runtime.txt requirements-test313.txt | cksum | cut -d' ' -f1)
 
-.PHONY: serve lambda-python
-serve: install lambda-python ## run the local Invoke API on 127.0.0.1 (PORT=9009)
-	$(PY) invoke.py serve --port $(PORT)
-
+.PHONY: lambda-python import-time
 lambda-python: $(LAMBDA_STAMP) ## install awslambdaric + the zip's locked deps for Python 3.13 (found on PATH or via pyenv)
 
 $(LAMBDA_STAMP): requirements.lock requirements-lambda-runtime.txt requirements-test313.txt | install
@@ -25,9 +30,8 @@ $(LAMBDA_STAMP): requirements.lock requirements-lambda-runtime.txt requirements-
 	rm -rf $(LAMBDA_HOME) && mv $(LAMBDA_HOME).tmp $(LAMBDA_HOME) && touch $@
 
 # Everything that starts an execution environment needs Lambda's Python.
-test-deps demo invoke: lambda-python
+test-deps demo invoke serve: lambda-python
 
-.PHONY: import-time
 import-time: install lambda-python ## cold import of the x86_64 zip under 3.13, with vs without its bytecode
 	$(PY) tools/package.py --arch x86_64
 	$(PY) tools/zip_import_time.py
