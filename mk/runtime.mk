@@ -1,12 +1,9 @@
 # Local Lambda runtime: the Invoke API on loopback (see "Local runtime vs real Lambda" in README.md).
-# PORT reaches invoke.py as one argument (through the environment), so a value
-# such as '0 --host 0.0.0.0' is refused by invoke.py instead of becoming options.
-LITERAL_VARS += PORT
-export PORT ?= 9009
+PORT ?= 9009
 
 .PHONY: serve
 serve: install ## run the local Invoke API on 127.0.0.1 (PORT=9009)
-	$(PY) invoke.py serve --port "$$PORT"
+	$(PY) invoke.py serve --port $(PORT)
 
 # Lambda's Python and what it runs with, for Python 3.13 (see local_runtime/lambda_python.py):
 # .lambda313/runtime = awslambdaric (Lambda's /var/runtime), .lambda313/layer = requirements.lock
