@@ -25,6 +25,7 @@ from typing import Any
 from local_runtime.config import DEFAULT_TIMEOUT_S, ConfigurationError, FunctionConfig, load_env_vars_file
 from local_runtime.environment import Invocation
 from local_runtime.events import load_event
+from local_runtime.lambda_python import LambdaPythonError
 from local_runtime.pool import EnvironmentPool
 
 DEFAULT_FUNCTION_NAME = "pdf-manifest"
@@ -36,6 +37,19 @@ def _function_options() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("function configuration")
     group.add_argument("--handler", default="lambda_function.handler", help="module.function (default: %(default)s)")
+    group.add_argument(
+        "--runtime",
+        choices=("python3.13", "provided", "provided.al2023"),
+        default="python3.13",
+        help="python3.13: AWS's runtime client (awslambdaric) runs the handler under Python 3.13; "
+        "provided: the task root's executable 'bootstrap' runs against the Runtime API (default: %(default)s)",
+    )
+    group.add_argument(
+        "--task-root",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="the function's code, as /var/task (default: this repository)",
+    )
     group.add_argument(
         "--function-name",
         default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", DEFAULT_FUNCTION_NAME),
@@ -144,11 +158,12 @@ def build_config(args: argparse.Namespace) -> FunctionConfig:
         memory_mb=args.memory,
         timeout_s=args.timeout,
         region=region,
-        task_root=Path(__file__).resolve().parent,
+        task_root=args.task_root.resolve(),
         env=user_env,
         log_format=args.log_format,
         tmp_per_environment=args.tmp == "per-env",
         clean_env=args.clean_env,
+        runtime=args.runtime,
     )
 
 
@@ -199,7 +214,12 @@ def run(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     payload = json.dumps(event).encode("utf-8")
     invocations: list[Invocation] = []
-    with EnvironmentPool(config, max_environments=1) as pool:
+    try:
+        pool = EnvironmentPool(config, max_environments=1)
+    except LambdaPythonError as exc:
+        print(f"invoke.py: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with pool:
         for _ in range(args.repeat):
             invocation = pool.invoke(payload)
             invocations.append(invocation)
@@ -218,7 +238,11 @@ def serve(argv: list[str]) -> int:
     except ConfigurationError as exc:
         print(f"invoke.py serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    pools = {config.name: EnvironmentPool(config, max_environments=max(1, args.max_concurrency))}
+    try:
+        pools = {config.name: EnvironmentPool(config, max_environments=max(1, args.max_concurrency))}
+    except LambdaPythonError as exc:
+        print(f"invoke.py serve: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         server = InvokeApi(pools, args.host, args.port)
     except OSError as exc:
