@@ -31,6 +31,7 @@ from local_runtime.config import DEFAULT_TIMEOUT_S, ConfigurationError, Function
 from local_runtime.env_file import warn_if_shadowed
 from local_runtime.environment import Invocation
 from local_runtime.events import load_event
+from local_runtime.lambda_python import LambdaPythonError
 from local_runtime.pool import EnvironmentPool
 from local_runtime.s3_endpoint import endpoint_problem
 from local_runtime.template_config import TemplateFunction, load_template_function
@@ -38,6 +39,7 @@ from local_runtime.template_config import TemplateFunction, load_template_functi
 DEFAULT_FUNCTION_NAME = "pdf-manifest"
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
 DEFAULT_HANDLER, DEFAULT_MEMORY_MB = "lambda_function.handler", 128  # Lambda's own defaults
+DEFAULT_RUNTIME = "python3.13"
 EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -56,6 +58,19 @@ def _function_options() -> argparse.ArgumentParser:
     )
     group.add_argument("--handler", help="module.function (default: the template's Handler)")
     group.add_argument(
+        "--runtime",
+        choices=("python3.13", "provided", "provided.al2023"),
+        help="python3.13: AWS's runtime client (awslambdaric) runs the handler under Python 3.13; "
+        "provided: the task root's executable 'bootstrap' runs against the Runtime API "
+        "(default: the template's Runtime, else python3.13)",
+    )
+    group.add_argument(
+        "--task-root",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="the function's code, as /var/task (default: this repository)",
+    )
+    group.add_argument(
         "--function-name",
         default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", DEFAULT_FUNCTION_NAME),
         help="function name (default: %(default)s)",
@@ -66,7 +81,6 @@ def _function_options() -> argparse.ArgumentParser:
         type=float,
         help="seconds before the environment is killed, as Lambda does (default: the template's Timeout)",
     )
-    group.add_argument("--runtime", help="runtime to report, e.g. python3.13 (default: the template's Runtime)")
     group.add_argument(
         "--architecture", choices=("arm64", "x86_64"), help="architecture to report (default: the template's)"
     )
@@ -184,11 +198,12 @@ def build_config(args: argparse.Namespace, template: TemplateFunction | None) ->
         memory_mb=_first(args.memory, template and template.memory_mb, DEFAULT_MEMORY_MB),
         timeout_s=_first(args.timeout, template and template.timeout_s, DEFAULT_TIMEOUT_S),
         region=region,
-        task_root=Path(__file__).resolve().parent,
+        task_root=args.task_root.resolve(),
         env=user_env,
         log_format=args.log_format,
         tmp_per_environment=args.tmp == "per-env",
         clean_env=args.clean_env,
+        runtime=_first(args.runtime, template and template.runtime, DEFAULT_RUNTIME),
     )
 
 
@@ -196,9 +211,7 @@ def describe(config: FunctionConfig, args: argparse.Namespace, template: Templat
     """One line, like sam local invoke's, saying which function configuration runs."""
     import platform
 
-    runtime = _first(args.runtime, template and template.runtime, f"python{config.python_version}")
-    local = f"python{config.python_version}"
-    runtime_note = runtime if runtime == local else f"{runtime} (running on local {local})"
+    runtime_note = config.runtime if config.runtime.startswith("provided") else f"{config.runtime} (awslambdaric)"
     arch = _first(args.architecture, template and template.architecture, platform.machine())
     source = f"{template.logical_id} in {Path(template.source).name}" if template else "Lambda's defaults"
     return (
@@ -273,7 +286,12 @@ def run(argv: list[str]) -> int:
     print(f"invoke.py: {describe(config, args, template)}", file=sys.stderr, flush=True)
     warn_about_setup("invoke.py", config, args)
     invocations: list[Invocation] = []
-    with EnvironmentPool(config, max_environments=1) as pool:
+    try:
+        pool = EnvironmentPool(config, max_environments=1)
+    except LambdaPythonError as exc:
+        print(f"invoke.py: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with pool:
         for _ in range(args.repeat):
             invocation = pool.invoke(payload)
             invocations.append(invocation)
@@ -293,7 +311,11 @@ def serve(argv: list[str]) -> int:
     except ConfigurationError as exc:
         print(f"invoke.py serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    pools = {config.name: EnvironmentPool(config, max_environments=max(1, args.max_concurrency))}
+    try:
+        pools = {config.name: EnvironmentPool(config, max_environments=max(1, args.max_concurrency))}
+    except LambdaPythonError as exc:
+        print(f"invoke.py serve: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         server = InvokeApi(pools, args.host, args.port)
     except OSError as exc:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from local_runtime.lambda_python import LAMBDA_PYTHON, LAYER_DIR, RUNTIME_DIR
 
 MIN_TIMEOUT_S = 0.1  # real Lambda's minimum is 1 s; fractions keep local tests fast
 MAX_TIMEOUT_S = 900.0
@@ -23,6 +24,7 @@ DEFAULT_TIMEOUT_S = 3.0  # Lambda's default timeout
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
 INIT_TIMEOUT_S = 10.0  # on-demand init phase limit
+RUNTIMES = ("python3.13", "provided.al2023")  # provided.al2023: an executable ``bootstrap`` in the task root
 ACCOUNT_ID = "123456789012"
 
 # Variables a real execution environment never inherits from anywhere; with
@@ -58,7 +60,15 @@ class FunctionConfig:
     log_format: str = "text"  # "text" or "json", as the LoggingConfig.LogFormat setting
     tmp_per_environment: bool = True
     clean_env: bool = False
-    python_version: str = f"{sys.version_info.major}.{sys.version_info.minor}"
+    runtime: str = "python3.13"
+    # Directories on the runtime's PYTHONPATH before its own, as layers (/opt/python) are; an
+    # unpacked zip needs none: its dependencies sit in the task root.
+    layers: tuple[Path, ...] = (LAYER_DIR,)
+    init_timeout_s: float = INIT_TIMEOUT_S  # lowered only by tests that exercise the retry quickly
+
+    @property
+    def python_version(self) -> str:
+        return LAMBDA_PYTHON
 
     def __post_init__(self) -> None:
         if not MIN_TIMEOUT_S <= self.timeout_s <= MAX_TIMEOUT_S:
@@ -67,7 +77,11 @@ class FunctionConfig:
             raise ConfigurationError(f"memory must be between 128 and 10240 MB, got {self.memory_mb}")
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"log format must be text or json, got {self.log_format!r}")
-        if "." not in self.handler:
+        if self.runtime == "provided":
+            object.__setattr__(self, "runtime", "provided.al2023")
+        if self.runtime not in RUNTIMES:
+            raise ConfigurationError(f"runtime must be one of {', '.join(RUNTIMES)} or provided, got {self.runtime!r}")
+        if self.runtime.startswith("python") and "." not in self.handler:
             raise ConfigurationError(f"handler must look like module.function, got {self.handler!r}")
 
     @property
@@ -91,7 +105,6 @@ def reserved_environment(config: FunctionConfig, log_stream_name: str, tmp_dir: 
         "_HANDLER": config.handler,
         "AWS_REGION": config.region,
         "AWS_DEFAULT_REGION": config.region,
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{config.python_version}",
         "AWS_LAMBDA_FUNCTION_NAME": config.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -99,9 +112,15 @@ def reserved_environment(config: FunctionConfig, log_stream_name: str, tmp_dir: 
         "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group_name,
         "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name,
         "LAMBDA_TASK_ROOT": str(config.task_root),
-        "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
+        "LAMBDA_RUNTIME_DIR": str(RUNTIME_DIR),
         "TZ": ":UTC",
     }
+    if config.runtime.startswith("python"):
+        # awslambdaric reads it: ensure_ascii and thread polling depend on the version named here.
+        reserved["AWS_EXECUTION_ENV"] = f"AWS_Lambda_python{config.python_version}"
+        # The task root comes first on sys.path (``python -m`` puts the working directory there),
+        # then the layers, then the runtime's own packages, as on Lambda.
+        reserved["PYTHONPATH"] = os.pathsep.join([*map(str, config.layers), str(RUNTIME_DIR)])
     if config.log_format == "json":
         reserved["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
         reserved["AWS_LAMBDA_LOG_LEVEL"] = "INFO"
@@ -116,7 +135,7 @@ def process_environment(
     """Host (or a clean slate), then the function's variables, then the reserved ones."""
     host = dict(os.environ if host is None else host)
     base = {k: v for k, v in host.items() if k in _PASS_THROUGH} if config.clean_env else host
-    for stale in ("AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL"):
+    for stale in ("AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
         base.pop(stale, None)
     return {**base, **config.env, **reserved_environment(config, log_stream_name, tmp_dir)}
 

@@ -1,10 +1,25 @@
-"""One execution environment: a child interpreter that imports the handler once and is reused.
+"""One execution environment: its lifecycle as the Lambda service runs it.
 
-The parent side plays the Lambda service: it starts the environment (cold
-start, timed as Init Duration), hands it one invocation at a time, enforces the
-deadline by killing the process (the next invocation is cold again, as on
-Lambda), measures peak memory from outside, and writes the platform's
-START / END / REPORT lines around the handler's own log output.
+The service side only. Inside the environment runs what Lambda runs: AWS's
+runtime client (``python3.13 -m awslambdaric <handler>``) or, for
+``provided.al2023``, the task root's executable ``bootstrap``. They talk to this
+environment's own Runtime API (:mod:`local_runtime.runtime_api`); results,
+error payloads, log records and the context object are theirs.
+
+What the service does here, as Lambda does it:
+
+* **Init**: spawn the runtime with Lambda's reserved variables; init ends at
+  its first ``GET /next`` (timed as Init Duration). At most as many inits run
+  at once as there are cores: the others wait *before* their init clock starts,
+  so a local CPU shortage does not look like a slow init. Init is limited to
+  10 s; past that the environment is reset and init runs again inside the
+  first invocation, under the function timeout (a "suppressed init").
+* **Invoke**: hand the event to ``/next`` with its deadline; the invocation
+  ends when the runtime asks for the next one. Past the function timeout the
+  process group is killed (``Sandbox.Timedout``); a runtime that dies is
+  ``Runtime.ExitError``. Either way the next invocation is a cold start.
+* **Measure and log**: peak memory from outside the process, START / END /
+  REPORT around the function's own output.
 """
 
 from __future__ import annotations
@@ -23,16 +38,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from local_runtime import logs
-from local_runtime.config import INIT_TIMEOUT_S, FunctionConfig, new_log_stream_name, process_environment
+from local_runtime.config import FunctionConfig, new_log_stream_name, process_environment
+from local_runtime.lambda_python import check_runtime_installed, find_interpreter
+from local_runtime.runtime_api import MAX_RESPONSE_BYTES, InvocationRequest, RuntimeApi, RuntimeEvent
 
-RUNNER_ROOT = Path(__file__).resolve().parent.parent
-MAX_RESPONSE_BYTES = 6_291_556  # the synchronous response limit Lambda enforces
 LogSink = Callable[[str], None]
+# Inits that may run at once: one per core. Shared by every pool in the process.
+INIT_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+_POLL_S = 0.05  # how often memory is sampled and the process checked while waiting
 
 
 def stderr_sink(line: str) -> None:
@@ -65,7 +83,7 @@ class Invocation:
     """What the service knows after one invocation: the response and the REPORT figures."""
 
     request_id: str
-    payload: bytes  # the response body: handler result or Lambda's error JSON
+    payload: bytes  # the response body: the runtime's result or error JSON, or the platform's error
     report: logs.Report
     log: str  # this invocation's log, platform lines included (LogType=Tail shows its end)
     error_type: str | None = None
@@ -77,13 +95,12 @@ class Invocation:
 
     @property
     def cold_start(self) -> bool:
-        return self.report.init_duration_ms is not None
+        return self.report.init_duration_ms is not None or self.report.suppressed_init
 
 
-@dataclass
-class _LogCapture:
-    lines: list[str] = field(default_factory=list)
-    flushed: threading.Event = field(default_factory=threading.Event)
+class _InitOutcome:
+    READY = "ready"
+    TIMEOUT = "timeout"
 
 
 class ExecutionEnvironment:
@@ -94,13 +111,13 @@ class ExecutionEnvironment:
         self.id = secrets.token_hex(4)
         self.log_stream_name = new_log_stream_name()
         self._sink = log_sink
-        self._marker = f"__lambda_local_runner_end_of_logs_{secrets.token_hex(8)}__"
         self._process: subprocess.Popen[bytes] | None = None
-        self._responses: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._requests: Any = None
-        self._capture = _LogCapture()
-        self._capture_lock = threading.Lock()
+        self._api: RuntimeApi | None = None
+        self._logs: logs.FunctionLogReader | None = None
+        self._lines: list[str] = []
+        self._lines_lock = threading.Lock()
         self._peak_mb = 0
+        self._reset_by_service = False  # killed on purpose: not worth a log line
         self.tmp_dir: str | None = None
         self.invocations = 0
 
@@ -110,133 +127,133 @@ class ExecutionEnvironment:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def _start(self) -> tuple[float, dict[str, Any] | None]:
-        """Spawn the runtime and wait for its import to finish: returns (init ms, init error)."""
-        if self.config.tmp_per_environment:
-            self.tmp_dir = tempfile.mkdtemp(prefix=f"lambda-env-{self.id}-")
+    def _command(self) -> list[str]:
+        if self.config.runtime == "provided.al2023":
+            return [str(Path(self.config.task_root) / "bootstrap")]
+        check_runtime_installed()
+        return [find_interpreter(), "-m", "awslambdaric", self.config.handler]
+
+    def _spawn(self) -> dict[str, Any] | None:
+        """Start the runtime against a fresh Runtime API; an error payload if it cannot start."""
+        self._close_api()
+        if self.tmp_dir is None and self.config.tmp_per_environment:
+            self.tmp_dir = tempfile.mkdtemp(prefix=f"lambda-env-{self.id}-")  # kept across resets, as /tmp is
+        self._api = RuntimeApi()
         env = process_environment(self.config, self.log_stream_name, self.tmp_dir)
-        if self.config.task_root != RUNNER_ROOT:  # the runtime itself must stay importable
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(RUNNER_ROOT), env.get("PYTHONPATH", "")) if p)
-        request_read, request_write = os.pipe()
-        response_read, response_write = os.pipe()
-        self._emit(logs.init_start_line(self.config.log_format, f"python:{self.config.python_version}.local"))
-        started = time.perf_counter()
+        env["AWS_LAMBDA_RUNTIME_API"] = self._api.start()
+        output_read, output_write = os.pipe()
+        telemetry_read, telemetry_write = os.pipe()
+        env["_LAMBDA_TELEMETRY_LOG_FD"] = str(telemetry_write)
+        self._reset_by_service = False
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "local_runtime.worker", str(request_read), str(response_write), self._marker],
+                self._command(),
                 cwd=self.config.task_root,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                pass_fds=(request_read, response_write),
+                stdout=output_write,
+                stderr=output_write,
+                pass_fds=(telemetry_write,),
                 start_new_session=True,  # its own process group: a kill takes the handler's children too
             )
+        except OSError as exc:
+            for fd in (output_read, telemetry_read):
+                os.close(fd)
+            return {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": _entrypoint_message(exc)}
         finally:
-            os.close(request_read)
-            os.close(response_write)
-        self._requests = os.fdopen(request_write, "wb", buffering=0)
-        threading.Thread(target=self._read_logs, daemon=True, name=f"logs-{self.id}").start()
-        threading.Thread(target=self._read_responses, args=(response_read,), daemon=True).start()
-        # An on-demand init that overruns Lambda's 10 s limit is not fatal there:
-        # init runs again inside the first invocation, under the function timeout.
-        # Here the first attempt simply goes on for that long (on a loaded machine
-        # fifty imports of aioboto3 at once can take more than 10 s).
-        init_budget_s = INIT_TIMEOUT_S + self.config.timeout_s
-        message = self._next_message(time.monotonic() + init_budget_s)
-        init_ms = (time.perf_counter() - started) * 1000
-        if message is None:
-            self._kill()
-            self._await_log_flush()
-            return init_ms, _timeout_error("", init_budget_s)
-        self._await_log_flush()
-        if message["type"] == "exit":
-            return init_ms, self._exit_error("")
-        return init_ms, message.get("error")  # None when ready
+            os.close(output_write)
+            os.close(telemetry_write)
+        self._logs = logs.FunctionLogReader(output_read, telemetry_read, self._emit, self.id)
+        return None
+
+    def _init(self, deadline: float) -> str | dict[str, Any]:
+        """Spawn and wait for the first ``/next``: READY, TIMEOUT or the init error payload."""
+        error = self._spawn()
+        if error is not None:
+            return error
+        while True:
+            event = self._next_event(deadline)
+            if event is None:
+                return _InitOutcome.TIMEOUT
+            if event.kind == "next":
+                return _InitOutcome.READY
+            if event.kind == "init_error":
+                self._drain_logs()
+                return _error_payload(event.body, event.error_type)
+            if event.kind == "exit":
+                self._drain_logs()
+                return self._exit_error("")
+            self._note_rejected(event)
 
     def shutdown(self) -> None:
-        """End the environment: EOF lets the runtime exit; a kill follows if it lingers."""
-        if self._requests is not None:
-            with contextlib.suppress(OSError):
-                self._requests.close()
-        if self._process is not None:
-            try:
-                self._process.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                self._kill()
+        """End the environment. With no extensions Lambda's shutdown is an immediate SIGKILL."""
+        if self._process is not None and self._process.poll() is not None and not self._reset_by_service:
+            self._emit(
+                f"Runtime exited between invocations ({_exit_status(self._process.returncode)}); "
+                "the next invocation starts a new execution environment"
+            )
+        self._kill()
+        self._close_api()
         if self.tmp_dir:
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
     def _kill(self) -> None:
         if self._process is None:
             return
+        self._reset_by_service = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._process.pid, signal.SIGKILL)
         self._process.wait()
+        if self._logs is not None:
+            self._logs.wait_closed(2)
+
+    def _close_api(self) -> None:
+        if self._api is not None:
+            self._api.close()
+            self._api = None
 
     # -- plumbing ------------------------------------------------------------
 
     def _emit(self, line: str) -> None:
-        # The runtime joins a multi-line error into one log event with "\r"; show it as lines.
-        line = line.replace("\r", "\n")
-        with self._capture_lock:
-            self._capture.lines.append(line)
+        with self._lines_lock:
+            self._lines.append(line)
         self._sink(line)
 
-    def _read_logs(self) -> None:
-        """Forward the runtime's stdout/stderr line by line; the marker closes one message's logs."""
-        assert self._process is not None and self._process.stdout is not None
-        marker = self._marker.encode("ascii")
-        for raw in self._process.stdout:
-            text = raw.rstrip(b"\n")
-            if text.endswith(marker):
-                text = text[: -len(marker)]
-                if text:
-                    self._emit(text.decode("utf-8", "replace"))
-                with self._capture_lock:
-                    self._capture.flushed.set()
-                continue
-            self._emit(text.decode("utf-8", "replace"))
-        with self._capture_lock:
-            self._capture.flushed.set()
+    def _drain_logs(self) -> None:
+        if self._logs is not None:
+            self._logs.drain()
 
-    def _read_responses(self, fd: int) -> None:
-        with os.fdopen(fd, "rb") as responses:
-            for line in responses:
-                self._responses.put(json.loads(line))
-        self._responses.put(None)
+    def _take_lines(self) -> list[str]:
+        with self._lines_lock:
+            lines, self._lines = self._lines, []
+        return lines
 
-    def _next_message(self, deadline: float) -> dict[str, Any] | None:
-        """The runtime's next message; ``{"type": "exit"}`` if it died, None at the deadline."""
+    def _sample_memory(self) -> int:
+        if self._process is not None:
+            self._peak_mb = max(self._peak_mb, peak_rss_mb(self._process.pid) or 0)
+        return self._peak_mb
+
+    def _next_event(self, deadline: float) -> RuntimeEvent | None:
+        """The runtime's next move; ``exit`` once the process is gone, None at the deadline."""
+        assert self._api is not None and self._process is not None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             self._sample_memory()  # sampled while it runs: a crash leaves no /proc entry to read after
             try:
-                message = self._responses.get(timeout=min(remaining, 0.05))
+                return self._api.events.get(timeout=min(remaining, _POLL_S))
             except queue.Empty:
-                continue
-            if message is None:  # the response pipe closed: the process is exiting
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._process.wait(timeout=2)  # type: ignore[union-attr]
-                return {"type": "exit"}
-            return message
+                pass
+            if self._process.poll() is not None:
+                try:  # anything it posted before exiting is already queued
+                    return self._api.events.get_nowait()
+                except queue.Empty:
+                    return RuntimeEvent("exit")
 
-    def _await_log_flush(self) -> None:
-        self._capture.flushed.wait(timeout=2)
-
-    def _new_capture(self) -> list[str]:
-        """Start a new log capture and return the previous one's lines."""
-        with self._capture_lock:
-            previous = self._capture.lines
-            self._capture = _LogCapture()
-        return previous
-
-    def _sample_memory(self) -> int:
-        if self._process is not None:
-            self._peak_mb = max(self._peak_mb, peak_rss_mb(self._process.pid) or 0)
-        return self._peak_mb
+    def _note_rejected(self, event: RuntimeEvent) -> None:
+        """A call the Runtime API refused: one line in the log, the invocation goes on."""
+        self._emit(f"Runtime API rejected a call from the runtime: {event.detail}")
 
     def _exit_error(self, request_id: str) -> dict[str, Any]:
         """Runtime.ExitError, phrased as the service phrases Go's exit status."""
@@ -246,10 +263,10 @@ class ExecutionEnvironment:
         except subprocess.TimeoutExpired:  # closed its pipes but lingers: end it as the service would
             self._kill()
             code = self._process.returncode
-        status = (
-            f"signal: {signal.Signals(-code).name.removeprefix('SIG').lower()}" if code < 0 else f"exit status {code}"
-        )
-        message = f"RequestId: {request_id} Error: Runtime exited with error: {status}"
+        message = f"RequestId: {request_id} Error: Runtime exited with error: {_exit_status(code)}"
+        if code == 0:
+            message = f"RequestId: {request_id} Error: Runtime exited without providing a reason"
+        self._reset_by_service = True
         return {"errorType": "Runtime.ExitError", "errorMessage": message}
 
     # -- invocation ----------------------------------------------------------
@@ -261,65 +278,129 @@ class ExecutionEnvironment:
         request_id: str | None = None,
         client_context: Any = None,
         identity: Any = None,
+        tenant_id: str | None = None,
     ) -> Invocation:
         """Run one invocation, starting the environment first if this is its cold start."""
         request_id = request_id or str(uuid.uuid4())
         fmt = self.config.log_format
         init_ms: float | None = None
+        suppressed = False
         if self._process is None:
-            init_ms, init_error = self._start()
-            if init_error is not None:
-                return self._finish_failed_init(request_id, init_ms, init_error)
+            with INIT_SLOTS:  # wait for a core before the init clock starts
+                self._emit(logs.init_start_line(fmt, self._runtime_version()))
+                started = time.perf_counter()
+                outcome = self._init(time.monotonic() + self.config.init_timeout_s)
+                init_ms = (time.perf_counter() - started) * 1000
+            if isinstance(outcome, dict):
+                return self._finish_failed_init(request_id, init_ms, outcome)
+            if outcome == _InitOutcome.TIMEOUT:
+                self._kill()
+                self._drain_logs()
+                self._emit(logs.init_report_line(fmt, init_ms, "timeout"))
+                init_ms, suppressed = None, True
         elif not self.alive:
             raise RuntimeError("this execution environment has ended; start a new one")
         self._emit(logs.start_line(fmt, request_id))
         started = time.perf_counter()
         deadline = time.monotonic() + self.config.timeout_s
-        self._capture.flushed.clear()
-        request = {
-            "request_id": request_id,
-            "payload": payload.decode("utf-8") if isinstance(payload, bytes) else payload,
-            "deadline_ms": int(time.time() * 1000 + self.config.timeout_s * 1000),
-            "invoked_function_arn": self.config.arn,
-            "client_context": client_context,
-            "identity": identity,
-            "trace_id": _trace_id(),
+        request = InvocationRequest(
+            request_id=request_id,
+            payload=payload.encode("utf-8") if isinstance(payload, str) else payload,
+            deadline_ms=int(time.time() * 1000 + self.config.timeout_s * 1000),
+            function_arn=self.config.arn,
+            trace_id=_trace_id(),
+            client_context=client_context,
+            identity=identity,
+            tenant_id=tenant_id,
+        )
+        if suppressed:  # init again, inside this invocation and under its timeout
+            outcome = self._init(deadline)
+            if outcome == _InitOutcome.TIMEOUT:
+                return self._timed_out(request_id, started, init_ms, suppressed)
+            if isinstance(outcome, dict):
+                return self._failed(request_id, started, outcome, init_ms, suppressed)
+        assert self._api is not None
+        self._api.dispatch(request)
+        answer: RuntimeEvent | None = None
+        while True:
+            event = self._next_event(deadline)
+            if event is None:
+                return self._timed_out(request_id, started, init_ms, suppressed)
+            if event.kind in ("response", "error", "too_large"):
+                answer = event
+            elif event.kind == "next" and answer is not None:
+                break  # the runtime asks for more work: this invocation is over
+            elif event.kind == "exit":
+                if answer is None:
+                    self._drain_logs()
+                    error = self._exit_error(request_id)
+                    self._emit(f"{error['errorMessage']}\nRuntime.ExitError")
+                    return self._failed(request_id, started, error, init_ms, suppressed)
+                self._emit(
+                    f"RequestId: {request_id} Runtime exited after answering "
+                    f"({_exit_status(self._process.wait())}); the next invocation is a cold start"  # type: ignore[union-attr]
+                )
+                self._reset_by_service = True
+                break
+            else:
+                self._note_rejected(event)
+        duration_ms = (time.perf_counter() - started) * 1000
+        self.invocations += 1
+        self._drain_logs()
+        body, error_type = answer.body, None
+        if answer.kind == "too_large":
+            error_type = "Function.ResponseSizeTooLarge"
+            body = json.dumps(
+                {
+                    "errorType": error_type,
+                    "errorMessage": f"Response payload size exceeded maximum allowed payload size "
+                    f"({MAX_RESPONSE_BYTES} bytes).",
+                }
+            ).encode("utf-8")
+        elif answer.kind == "error":
+            error_type = _error_type(answer.body, answer.error_type)
+        report = logs.Report(
+            request_id=request_id,
+            duration_ms=duration_ms,
+            memory_size_mb=self.config.memory_mb,
+            max_memory_used_mb=self._sample_memory(),
+            init_duration_ms=init_ms,
+            status="success" if error_type is None else "error",
+            error_type=error_type,
+            platform_failure=answer.kind == "too_large",
+            suppressed_init=suppressed,
+        )
+        return self._finish(request_id, body, report)
+
+    def _runtime_version(self) -> str:
+        if self.config.runtime == "provided.al2023":
+            return "provided:al2023.local"
+        return f"python:{self.config.python_version}.local"
+
+    def _timed_out(self, request_id: str, started: float, init_ms: float | None, suppressed: bool) -> Invocation:
+        self._kill()
+        self._drain_logs()  # what it printed before the kill belongs before the timeout line
+        self._emit(f"{logs.iso_now()} {request_id} Task timed out after {self.config.timeout_s:.2f} seconds")
+        error = {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {request_id} Error: Task timed out after {self.config.timeout_s:.2f} seconds",
         }
-        try:
-            self._requests.write(json.dumps(request).encode("utf-8") + b"\n")
-            message = self._next_message(deadline)
-        except BrokenPipeError:  # it died between invocations: report it as the crash it was
-            message = {"type": "exit"}
+        return self._failed(request_id, started, error, init_ms, suppressed, status="timeout")
+
+    def _failed(
+        self,
+        request_id: str,
+        started: float,
+        error: dict[str, Any],
+        init_ms: float | None,
+        suppressed: bool,
+        status: str = "error",
+    ) -> Invocation:
+        """The environment, not just the handler, failed: report it and leave the environment dead."""
         duration_ms = (time.perf_counter() - started) * 1000
         self.invocations += 1
         memory = self._sample_memory()
-        status, error, body = "success", None, b""
-        platform_failure = message is None or message["type"] == "exit"
-        if message is None:
-            self._kill()
-            self._await_log_flush()  # what it printed before the kill belongs before the timeout line
-            error = _timeout_error(request_id, self.config.timeout_s)
-            status = "timeout"
-            self._emit(f"{logs.iso_now()} {request_id} Task timed out after {self.config.timeout_s:.2f} seconds")
-        elif message["type"] == "exit":
-            self._await_log_flush()
-            error = self._exit_error(request_id)
-            status = "error"
-            self._emit(f"{error['errorMessage']}\nRuntime.ExitError")
-        else:
-            self._await_log_flush()
-            if message["type"] == "result":
-                body = message["payload"].encode("utf-8")
-                if len(body) > MAX_RESPONSE_BYTES:
-                    error = {
-                        "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
-                        "errorType": "Function.ResponseSizeTooLarge",
-                    }
-            else:
-                error = message["error"]
-            status = "success" if error is None else "error"
-        if error is not None:
-            body = json.dumps(error).encode("utf-8")
+        self._kill()
         report = logs.Report(
             request_id=request_id,
             duration_ms=duration_ms,
@@ -327,17 +408,18 @@ class ExecutionEnvironment:
             max_memory_used_mb=memory,
             init_duration_ms=init_ms,
             status=status,
-            error_type=error["errorType"] if error else None,
-            platform_failure=platform_failure,
+            error_type=error["errorType"],
+            platform_failure=True,
+            suppressed_init=suppressed,
         )
-        return self._finish(request_id, body, report)
+        return self._finish(request_id, json.dumps(error).encode("utf-8"), report)
 
     def _finish(self, request_id: str, body: bytes, report: logs.Report) -> Invocation:
         end = logs.end_line(self.config.log_format, request_id)
         if end:
             self._emit(end)
         self._emit(logs.report_line(self.config.log_format, report))
-        lines = self._new_capture()
+        lines = self._take_lines()
         return Invocation(
             request_id=request_id,
             payload=body,
@@ -358,18 +440,43 @@ class ExecutionEnvironment:
             memory_size_mb=self.config.memory_mb,
             max_memory_used_mb=memory,
             init_duration_ms=init_ms,
-            status="error" if error["errorType"] != "Sandbox.Timedout" else "timeout",
-            error_type=error["errorType"],
+            status="error",
+            error_type=error.get("errorType") or "Runtime.Unknown",
             platform_failure=True,
         )
         return self._finish(request_id, json.dumps(error).encode("utf-8"), report)
 
 
-def _timeout_error(request_id: str, timeout_s: float) -> dict[str, Any]:
-    return {
-        "errorType": "Sandbox.Timedout",
-        "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds",
-    }
+def _exit_status(code: int) -> str:
+    """Go's wording, which Lambda's messages use: ``exit status 3`` or ``signal: kill``."""
+    if code < 0:
+        return f"signal: {signal.Signals(-code).name.removeprefix('SIG').lower()}"
+    return f"exit status {code}"
+
+
+def _entrypoint_message(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"RequestId:  Error: Couldn't find valid bootstrap(s): [{exc.filename}]"
+    return f"RequestId:  Error: fork/exec {exc.filename}: {exc.strerror.lower() if exc.strerror else exc}"
+
+
+def _error_payload(body: bytes, header: str | None) -> dict[str, Any]:
+    """An error the runtime posted, as a dict; Lambda builds one from the header when the body is no JSON object."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return parsed
+    return {"errorType": header or "Runtime.Unknown", "errorMessage": body.decode("utf-8", "replace")}
+
+
+def _error_type(body: bytes, header: str | None) -> str:
+    """The header if the runtime sent one (awslambdaric does not), else the body's errorType."""
+    if header:
+        return header
+    error_type = _error_payload(body, None).get("errorType")
+    return error_type if isinstance(error_type, str) and error_type else "Runtime.Unknown"
 
 
 def _trace_id() -> str:

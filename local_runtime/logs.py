@@ -1,16 +1,23 @@
-"""The platform's own log lines (START / END / REPORT), text or JSON.
+"""Logs as the Lambda service writes them: platform lines (START / END / REPORT) and the function's output.
 
-These are written by the Lambda service, not by the runtime inside the
+The platform lines are written by the service, not by the runtime inside the
 environment, so the runner's parent process writes them around whatever the
-handler logged. The REPORT figures are the ones people compare against
-CloudWatch, so the rounding rules live here, next to the format.
+function logged, which :class:`FunctionLogReader` collects from outside. The
+REPORT figures are the ones people compare against CloudWatch, so the rounding
+rules live here, next to the format.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import selectors
+import struct
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +34,7 @@ class Report:
     status: str = "success"  # success | error | timeout | failure, as platform.report
     error_type: str | None = None
     platform_failure: bool = False  # init failure, timeout or crash: the text REPORT line names a status
+    suppressed_init: bool = False  # init overran 10 s and ran again inside this invocation (in Duration)
 
     @property
     def billed_duration_ms(self) -> int:
@@ -55,6 +63,21 @@ def init_start_line(log_format: str, runtime_version: str) -> str:
             {"initializationType": "on-demand", "phase": "init", "runtimeVersion": runtime_version},
         )
     return f"INIT_START Runtime Version: {runtime_version}"
+
+
+def init_report_line(log_format: str, duration_ms: float, status: str) -> str:
+    """Written when an init phase did not succeed (Lambda prints nothing for a good one in text)."""
+    if log_format == "json":
+        return _json_record(
+            "platform.initReport",
+            {
+                "initializationType": "on-demand",
+                "phase": "init",
+                "status": status,
+                "metrics": {"durationMs": round(duration_ms, 3)},
+            },
+        )
+    return f"INIT_REPORT Init Duration: {duration_ms:.2f} ms\tPhase: init\tStatus: {status}"
 
 
 def start_line(log_format: str, request_id: str) -> str:
@@ -106,3 +129,124 @@ def parse_report_line(line: str) -> dict[str, str]:
         name, _, value = part.partition(": ")
         fields[name.removeprefix("REPORT ")] = value
     return fields
+
+
+# ---------------------------------------------------------------------------
+# The function's own output, read from outside the environment.
+# ---------------------------------------------------------------------------
+
+_FRAME_HEADER = struct.Struct(">IIQ")  # record type, payload length, timestamp (µs)
+
+
+class FunctionLogReader:
+    """Turns an environment's output into log events, as Lambda's log collection does.
+
+    Two sources: the process's stdout+stderr pipe (``print``, tracebacks,
+    anything a custom runtime writes), split into lines; and the telemetry
+    pipe whose descriptor the runtime gets as ``_LAMBDA_TELEMETRY_LOG_FD``,
+    where awslambdaric writes each log record as one frame, so a multi-line
+    record (an error with its stack trace) stays one event. A line still
+    without its newline is flushed when the service asks (end of an
+    invocation) or at EOF, so nothing written before a crash is lost.
+
+    One thread owns both pipes; :meth:`drain` returns once everything that
+    was already written has been handed to ``emit``.
+    """
+
+    def __init__(self, stdout_fd: int, telemetry_fd: int, emit: Callable[[str], None], name: str) -> None:
+        self._emit = emit
+        self._selector = selectors.DefaultSelector()
+        self._buffers: dict[int, bytes] = {stdout_fd: b"", telemetry_fd: b""}
+        self._telemetry_fd = telemetry_fd
+        self._open = {stdout_fd, telemetry_fd}
+        self._wake_read, self._wake_write = os.pipe()  # a drain request wakes the thread at once
+        for fd in (stdout_fd, telemetry_fd, self._wake_read):
+            os.set_blocking(fd, False)
+            self._selector.register(fd, selectors.EVENT_READ)
+        self._lock = threading.Lock()
+        self._drains: list[threading.Event] = []
+        self._done = threading.Event()
+        threading.Thread(target=self._run, daemon=True, name=f"logs-{name}").start()
+
+    def drain(self, timeout: float = 2.0) -> None:
+        """Wait until what the process wrote so far has been emitted."""
+        waiter = threading.Event()
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._drains.append(waiter)
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"x")
+        waiter.wait(timeout)
+
+    def wait_closed(self, timeout: float) -> None:
+        self._done.wait(timeout)
+
+    def _run(self) -> None:
+        try:
+            while self._open:
+                with self._lock:
+                    draining = bool(self._drains)
+                # Sleep until output arrives; while a drain waits, only look at what is already there.
+                ready = [key.fd for key, _ in self._selector.select(timeout=0 if draining else None)]
+                if self._wake_read in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_read, 4096)
+                data = [fd for fd in ready if fd != self._wake_read]
+                for fd in data:
+                    self._read(fd)
+                if draining and not data:  # everything written before the request has been emitted
+                    self._flush_partial()  # the invocation is over: a line left without its newline is its own event
+                    self._release_drains()
+        finally:
+            self._flush_partial()
+            with self._lock:
+                self._done.set()
+            self._release_drains()
+            self._selector.close()
+            for fd in (self._wake_read, self._wake_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _release_drains(self) -> None:
+        with self._lock:
+            drains, self._drains = self._drains, []
+        for waiter in drains:
+            waiter.set()
+
+    def _read(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if not data:
+            self._selector.unregister(fd)
+            self._open.discard(fd)
+            os.close(fd)
+            return
+        self._buffers[fd] += data
+        if fd == self._telemetry_fd:
+            self._frames()
+        else:
+            *lines, self._buffers[fd] = self._buffers[fd].split(b"\n")
+            for line in lines:
+                self._emit(line.decode("utf-8", "replace"))
+
+    def _frames(self) -> None:
+        buffer = self._buffers[self._telemetry_fd]
+        while len(buffer) >= _FRAME_HEADER.size:
+            _kind, length, _micros = _FRAME_HEADER.unpack_from(buffer)
+            end = _FRAME_HEADER.size + length
+            if len(buffer) < end:
+                break
+            record = buffer[_FRAME_HEADER.size : end].decode("utf-8", "replace")
+            self._emit(record.removesuffix("\n"))
+            buffer = buffer[end:]
+        self._buffers[self._telemetry_fd] = buffer
+
+    def _flush_partial(self) -> None:
+        """Output without a final newline becomes an event of its own (stdout only)."""
+        for fd, pending in self._buffers.items():
+            if fd != self._telemetry_fd and pending:
+                self._buffers[fd] = b""
+                self._emit(pending.decode("utf-8", "replace"))

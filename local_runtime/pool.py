@@ -13,6 +13,7 @@ from typing import Any
 
 from local_runtime.config import FunctionConfig
 from local_runtime.environment import ExecutionEnvironment, Invocation, LogSink, stderr_sink
+from local_runtime.lambda_python import check_runtime_installed, find_interpreter
 
 
 class TooManyRequestsError(RuntimeError):
@@ -21,6 +22,10 @@ class TooManyRequestsError(RuntimeError):
 
 class EnvironmentPool:
     def __init__(self, config: FunctionConfig, log_sink: LogSink = stderr_sink, max_environments: int = 10) -> None:
+        """Raises LambdaPythonError (one line) when Python 3.13 or its runtime client is missing."""
+        if config.runtime.startswith("python"):
+            find_interpreter()
+            check_runtime_installed()
         self.config = config
         self.max_environments = max_environments
         self._sink = log_sink

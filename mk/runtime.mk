@@ -9,3 +9,31 @@ export PORT ?= 9009
 .PHONY: serve
 serve: install ## run the local Invoke API on 127.0.0.1 (PORT=9009)
 	$(PY) invoke.py serve --port "$$PORT"
+
+# Lambda's Python and what it runs with, for Python 3.13 (see local_runtime/lambda_python.py):
+# .lambda313/runtime = awslambdaric (Lambda's /var/runtime), .lambda313/layer = requirements.lock
+# (the zip's exact dependencies, hash-checked), .lambda313/tests = what the handler tests need on 3.13.
+LAMBDA_HOME  := .lambda313
+LAMBDA_STAMP := $(LAMBDA_HOME)/.installed-$(shell cat requirements.lock requirements-lambda-runtime.txt requirements-test313.txt | cksum | cut -d' ' -f1)
+
+.PHONY: lambda-python import-time
+lambda-python: $(LAMBDA_STAMP) ## install awslambdaric + the zip's locked deps for Python 3.13 (found on PATH or via pyenv)
+
+$(LAMBDA_STAMP): requirements.lock requirements-lambda-runtime.txt requirements-test313.txt | install
+	@py313=$$($(PY) -m local_runtime.lambda_python) || exit 1; \
+	echo "==> installing awslambdaric and requirements.lock for $$py313 into $(LAMBDA_HOME)/" >&2; \
+	rm -rf $(LAMBDA_HOME).tmp && mkdir -p $(LAMBDA_HOME).tmp && \
+	$$py313 -m pip install -q --disable-pip-version-check --root-user-action=ignore --only-binary=:all: \
+	  --target $(LAMBDA_HOME).tmp/runtime -r requirements-lambda-runtime.txt && \
+	$$py313 -m pip install -q --disable-pip-version-check --root-user-action=ignore --only-binary=:all: \
+	  --require-hashes --no-deps --target $(LAMBDA_HOME).tmp/layer -r requirements.lock && \
+	$$py313 -m pip install -q --disable-pip-version-check --root-user-action=ignore --only-binary=:all: \
+	  --target $(LAMBDA_HOME).tmp/tests -r requirements-test313.txt && \
+	rm -rf $(LAMBDA_HOME) && mv $(LAMBDA_HOME).tmp $(LAMBDA_HOME) && touch $@
+
+# Everything that starts an execution environment needs Lambda's Python.
+test-deps demo invoke serve: lambda-python
+
+import-time: install lambda-python ## cold import of the x86_64 zip under 3.13, with vs without its bytecode
+	$(PY) tools/package.py --arch x86_64
+	$(PY) tools/zip_import_time.py

@@ -182,6 +182,7 @@ def test_demo_runs_end_to_end():
     "command",
     [
         ["tools/package.py"],
+        ["tools/zip_import_time.py"],
         ["tools/deploy.py"],
         ["bench/presign_bench.py"],
         ["bench/scan_bench.py"],

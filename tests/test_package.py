@@ -1,21 +1,21 @@
-"""make package: the zips Lambda would run, built without Docker, and proven importable.
+"""make package: the zips Lambda would run, built without Docker, and proven to run.
 
-The import test unpacks the real x86_64 zip (wheels for CPython 3.13,
-manylinux2014) into an empty directory and runs the handler from it in a
-``python -I -S`` subprocess whose sys.path is that directory plus the standard
-library: anything the zip forgot fails here, not in AWS. Our interpreter is
-3.11, so the cp313 C extensions cannot load; aiohttp, multidict, yarl,
-frozenlist, propcache and wrapt all ship pure-Python twins, selected with their
-*_NO_EXTENSIONS switches. That checks every import and the whole job, but not
-the compiled extensions themselves (their platform tags are checked instead).
+The run test unpacks the real x86_64 zip (wheels for CPython 3.13,
+manylinux2014, plus 3.13 bytecode) into an empty directory and runs the whole
+job from it through the local runtime: Python 3.13, AWS's runtime client, no
+layer, a clean environment. Its C extensions (aiohttp, multidict, yarl,
+frozenlist, propcache) must be the ones the process maps, from the task root,
+and no file may appear in the task root: every module it imported had valid
+bytecode, as Lambda's read-only /var/task needs. Anything the zip forgot fails
+here, not in AWS.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,18 +23,11 @@ from typing import Any
 import pytest
 import requests
 
+from local_runtime.config import FunctionConfig
+from local_runtime.lambda_python import find_interpreter
+from local_runtime.pool import EnvironmentPool
 from tests.conftest import ROOT
 from tools import package
-
-# Pure-Python fallbacks of the C-extension dependencies (see the module docstring).
-NO_EXTENSIONS = {
-    "AIOHTTP_NO_EXTENSIONS": "1",
-    "MULTIDICT_NO_EXTENSIONS": "1",
-    "YARL_NO_EXTENSIONS": "1",
-    "FROZENLIST_NO_EXTENSIONS": "1",
-    "PROPCACHE_NO_EXTENSIONS": "1",
-    "WRAPT_DISABLE_EXTENSIONS": "1",
-}
 
 
 @pytest.fixture(scope="session")
@@ -70,16 +63,65 @@ def test_handler_and_every_local_module_it_imports_sit_at_the_zip_root(built: di
         assert stray not in names
 
 
-def test_zip_holds_no_caches_tests_stubs_or_dev_only_packages(built: dict[str, package.BuildResult]) -> None:
+def test_zip_holds_no_tests_stubs_or_dev_only_packages(built: dict[str, package.BuildResult]) -> None:
     names = _names(built["x86_64"])
     tops = {name.split("/")[0] for name in names}
 
-    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo", ".pyi"))]
+    assert not [n for n in names if n.endswith((".pyo", ".pyi"))]
     assert not [n for n in names if {"tests", "test", "bin"} & set(n.split("/")[:-1])]
     for dev_only in ("moto", "dotenv", "pytest", "fpdf", "pypdf", "cfnlint", "yaml"):
         assert dev_only not in tops
     # aioboto3 pins botocore: the runtime's own copy would be the wrong version.
     assert {"boto3", "botocore", "aiobotocore", "aioboto3", "aws_lambda_powertools"} <= tops
+
+
+def test_every_module_has_valid_unchecked_python_3_13_bytecode(built: dict[str, package.BuildResult]) -> None:
+    magic = subprocess.run(
+        [find_interpreter(), "-c", "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    with zipfile.ZipFile(built["x86_64"].path) as archive:
+        names = set(archive.namelist())
+        sources = [n for n in names if n.endswith(".py")]
+        compiled = {n for n in names if n.endswith(".pyc")}
+        expected = {
+            f"{os.path.dirname(n)}/__pycache__/{os.path.basename(n)[:-3]}.cpython-313.pyc".lstrip("/") for n in sources
+        }
+        assert "lambda_function.py" in sources and len(sources) > 500
+        assert compiled == expected  # one per module, and no stray bytecode of another version
+        for name in ("__pycache__/lambda_function.cpython-313.pyc", "aiohttp/__pycache__/client.cpython-313.pyc"):
+            header = archive.read(name)[:16]
+            assert header[:4].hex() == magic
+            assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, source never checked
+
+
+def test_every_shipped_distribution_is_pinned_with_hashes_in_the_lock(built: dict[str, package.BuildResult]) -> None:
+    pins = package.read_lock()
+    for result in built.values():
+        with zipfile.ZipFile(result.path) as archive:
+            shipped = {
+                package._normalise(name.split("/")[0].removesuffix(".dist-info").rsplit("-", 1)[0]): name.split("/")[0]
+                .removesuffix(".dist-info")
+                .rsplit("-", 1)[1]
+                for name in archive.namelist()
+                if name.split("/")[0].endswith(".dist-info")
+            }
+        assert shipped == {name: version for name, (version, _) in pins.items()}
+    assert all(hashes and all(len(h) == 64 for h in hashes) for _, hashes in pins.values())
+    # The direct requirements are pinned to the same versions in both files.
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            assert pins[package._normalise(name)][0] == version.strip()
+
+
+def test_the_same_inputs_build_a_byte_identical_zip(tmp_path: Path, built: dict[str, package.BuildResult]) -> None:
+    first = package.build("x86_64", tmp_path / "one", use_zip_cache=False)
+    second = package.build("x86_64", tmp_path / "two", use_zip_cache=False)
+
+    assert first.path.read_bytes() == second.path.read_bytes() == built["x86_64"].path.read_bytes()
 
 
 def test_extensions_are_built_for_lambda_python_and_the_right_machine(built: dict[str, package.BuildResult]) -> None:
@@ -96,91 +138,56 @@ def test_every_file_is_world_readable_and_timestamps_are_fixed(built: dict[str, 
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
 
 
-_RUN_FROM_ZIP = textwrap.dedent(
-    """
-    import json, sys
-    task_root = sys.argv[1]
-    sys.path.insert(0, task_root)
-    import lambda_function, aioboto3, aiohttp, botocore
-
-    class Context:
-        function_name = "pdf-manifest"
-        function_version = "$LATEST"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:pdf-manifest"
-        memory_limit_in_mb = 512
-        aws_request_id = "0f7c1c1e-2d3a-4c55-9a0b-6a1d2e3f4a5b"
-        log_group_name = "/aws/lambda/pdf-manifest"
-        log_stream_name = "2026/11/25/[$LATEST]zip"
-
-        def get_remaining_time_in_millis(self):
-            return 60_000
-
-    event = json.loads(sys.argv[2])
-    response = lambda_function.handler(event, Context())
-    loaded = {name: getattr(mod, "__file__", None) for name, mod in list(sys.modules.items())}
-    print("RESULT " + json.dumps({"response": response, "modules": loaded, "site": "site" in sys.modules}))
-    """
-)
-
-
-def test_handler_runs_from_the_unpacked_x86_64_zip_alone(
+def test_the_unpacked_x86_64_zip_runs_the_whole_job_under_python_3_13_with_its_c_extensions(
     built: dict[str, package.BuildResult], s3: Any, s3_endpoint: str, bucket: str, tmp_path: Path
 ) -> None:
     task_root = tmp_path / "task"
     task_root.mkdir()
     with zipfile.ZipFile(built["x86_64"].path) as archive:
         archive.extractall(task_root)
+    unpacked = sorted(task_root.rglob("*"))
     prefix = "2026/04/"
     for name in ("a.pdf", "b.PDF", "sub/c.pdf", "notes.txt"):
         s3.put_object(Bucket=bucket, Key=prefix + name, Body=b"%PDF-1.4 " + name.encode())
-    lambda_tmp = tmp_path / "lambda-tmp"
-    lambda_tmp.mkdir()
-    env = {
-        **NO_EXTENSIONS,
-        "PATH": "/usr/bin:/bin",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "BUCKET_NAME": bucket,
-        "PREFIX": prefix,
-        "S3_ENDPOINT_URL": s3_endpoint,
-        "TMPDIR": str(lambda_tmp),
-        "POWERTOOLS_SERVICE_NAME": "pdf-manifest",
-        "POWERTOOLS_METRICS_NAMESPACE": "PdfManifest",
-    }
-    event = {"bucket": bucket, "prefix": prefix}
-
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _RUN_FROM_ZIP, str(task_root), json.dumps(event)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    config = FunctionConfig(
+        name="pdf-manifest",
+        handler="lambda_function.handler",
+        task_root=task_root,
+        layers=(),  # only the zip, the runtime client and the standard library
+        clean_env=True,  # no host PYTHONPATH, no *_NO_EXTENSIONS switches
+        timeout_s=60,
+        env={
+            "BUCKET_NAME": bucket,
+            "PREFIX": prefix,
+            "S3_ENDPOINT_URL": s3_endpoint,
+            "POWERTOOLS_SERVICE_NAME": "pdf-manifest",
+            "POWERTOOLS_METRICS_NAMESPACE": "PdfManifest",
+        },
     )
+    log: list[str] = []
+    with EnvironmentPool(config, log_sink=log.append) as pool:
+        invocation = pool.invoke(json.dumps({"bucket": bucket, "prefix": prefix}).encode())
+        [environment] = pool._idle
+        maps = Path(f"/proc/{environment._process.pid}/maps").read_text()
+        lambda_tmp = Path(environment.tmp_dir)
+        assert list(lambda_tmp.iterdir()) == []
 
-    assert done.returncode == 0, done.stderr[-4000:]
-    [line] = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    run = json.loads(line.removeprefix("RESULT "))
-    assert run["site"] is False  # no site-packages, no .venv: only the zip and the stdlib
-    stdlib = Path(sys.base_prefix).resolve()
-    for name, file in run["modules"].items():
-        if file:
-            where = Path(file).resolve()
-            assert where.is_relative_to(task_root.resolve()) or where.is_relative_to(stdlib), (name, file)
-    for name in ("lambda_function", "aioboto3", "aiohttp", "botocore", "aws_lambda_powertools"):
-        assert Path(run["modules"][name]).resolve().is_relative_to(task_root.resolve()), name
-
-    response = run["response"]
-    assert response["statusCode"] == 200, response
+    assert log[0] == "INIT_START Runtime Version: python:3.13.local"
+    response = json.loads(invocation.payload)
+    assert response["statusCode"] == 200, (response, log[-20:])
     body = json.loads(response["body"])
     assert body["count"] == 3
     fetched = requests.get(body["manifest_url"], timeout=10)
     fetched.raise_for_status()
     keys = sorted(json.loads(line)["key"] for line in fetched.text.splitlines())
     assert keys == [prefix + "a.pdf", prefix + "b.PDF", prefix + "sub/c.pdf"]
-    assert list(lambda_tmp.iterdir()) == []
+
+    loaded = {Path(line.split()[-1]) for line in maps.splitlines() if line.split()[-1].endswith(".so")}
+    from_zip = {path.relative_to(task_root).parts[0] for path in loaded if path.is_relative_to(task_root)}
+    assert {"aiohttp", "multidict", "yarl", "frozenlist", "propcache"} <= from_zip
+    assert all("cpython-313-x86_64-linux-gnu" in path.name for path in loaded if path.is_relative_to(task_root))
+    # Nothing written into the task root: every imported module had usable 3.13 bytecode.
+    assert sorted(task_root.rglob("*")) == unpacked
 
 
 def test_local_modules_follow_imports_so_a_new_module_ships_by_itself(tmp_path: Path) -> None:
@@ -221,7 +228,7 @@ def test_zip_bytes_are_reproducible(tmp_path: Path) -> None:
 
 
 def test_pip_command_asks_for_lambda_platform_wheels_only(tmp_path: Path) -> None:
-    command = package.pip_command("arm64", "3.13", tmp_path / "t", ROOT / "requirements.txt")
+    command = package.pip_command("arm64", "3.13", tmp_path / "t", ROOT / "requirements.lock")
 
     assert command[:4] == [sys.executable, "-m", "pip", "install"]
     flags = " ".join(command[4:])
@@ -232,6 +239,8 @@ def test_pip_command_asks_for_lambda_platform_wheels_only(tmp_path: Path) -> Non
         "--implementation cp",
         f"--target {tmp_path / 't'}",
         "--no-compile",
+        "--require-hashes",
+        "--no-deps",
     ):
         assert expected in flags
 

@@ -120,7 +120,8 @@ def test_reserved_variables_are_set_before_the_module_is_imported(make_pool):
     assert seen["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/fixture"
     assert LOG_STREAM.match(seen["AWS_LAMBDA_LOG_STREAM_NAME"])
     assert seen["AWS_REGION"] == seen["AWS_DEFAULT_REGION"] == "eu-west-1"
-    assert seen["AWS_EXECUTION_ENV"] == f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}"
+    assert seen["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.13"
+    assert result["python"] == "3.13"  # Lambda's Python runs the function, whatever runs the tooling
     assert seen["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
     assert seen["LAMBDA_TASK_ROOT"] == str(ROOT) == result["cwd"]
     assert seen["TZ"] == ":UTC" and result["localtime_is_utc"]

@@ -17,10 +17,22 @@ What goes in, and why:
   and every repo-root module it imports, found by parsing the imports, so a new
   local module ships without anyone touching this file.
 
-What stays out: ``__pycache__``/``*.pyc`` (compiled by this interpreter, not
-3.13), type stubs, console scripts (``bin/``), test suites, and every dev-only
-package (anything in requirements-dev.txt but not requirements.txt: moto,
-python-dotenv, ...); the build fails if one sneaks in.
+What is pinned: ``requirements.lock`` names every distribution that ships, the
+transitive ones included, with the sha256 of each wheel pip may pick for either
+architecture; the build installs with ``--require-hashes --no-deps`` from it,
+so a changed or re-uploaded wheel fails the build instead of shipping.
+``python tools/package.py --lock`` regenerates it from requirements.txt.
+
+Bytecode: every module is compiled by Python 3.13 (the interpreter found as in
+local_runtime/lambda_python.py) with ``--invalidation-mode unchecked-hash``, so
+the zip carries a valid ``__pycache__/*.cpython-313.pyc`` beside each ``.py``
+that Lambda's read-only ``/var/task`` can use as is (no source stat, no
+timestamp); compiled names are rooted at ``/var/task`` so the bytes do not
+depend on where the build ran.
+
+What stays out: type stubs, console scripts (``bin/``), test suites, and every
+dev-only package (anything in requirements-dev.txt but not requirements.txt:
+moto, python-dotenv, ...); the build fails if one sneaks in.
 
 The zip is reproducible (sorted entries, fixed timestamps and modes): the same
 inputs give the same bytes, so an unchanged package never makes a new version.
@@ -31,6 +43,7 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -50,10 +63,13 @@ MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
 ZIP_LIMIT = 50 * 1024 * 1024  # direct-upload limit for the zipped package
 UNZIPPED_LIMIT = 250 * 1024 * 1024  # unzipped code plus layers
 DEFAULT_CACHE = ROOT / "build" / "package-cache"
+LOCK_FILE = ROOT / "requirements.lock"
+TASK_ROOT = "/var/task"  # where Lambda unpacks the zip; compiled code names its files under it
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold: reproducible builds
 
-_EXCLUDED_DIRS = {"__pycache__", "tests", "test", "bin"}
-_EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".pyi")
+_EXCLUDED_DIRS = {"tests", "test", "bin"}
+_EXCLUDED_SUFFIXES = (".pyo", ".pyi")
+_PYC_TAG = "cpython-313"
 
 
 @dataclass(frozen=True)
@@ -163,16 +179,8 @@ def dev_only_packages(root: Path = ROOT) -> set[str]:
 # ---------------------------------------------------------------------------
 
 
-def pip_command(arch: str, python_version: str, target: Path, requirements: Path) -> list[str]:
-    """The pip invocation that fetches Lambda-platform wheels; never builds from source."""
+def _platform_flags(arch: str, python_version: str) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-compile",  # .pyc files would be for this interpreter, not Lambda's
         "--platform",
         f"manylinux2014_{MACHINES[arch]}",
         "--only-binary=:all:",
@@ -180,11 +188,106 @@ def pip_command(arch: str, python_version: str, target: Path, requirements: Path
         python_version,
         "--implementation",
         "cp",
+    ]
+
+
+def pip_command(arch: str, python_version: str, target: Path, lock: Path) -> list[str]:
+    """The pip invocation that fetches Lambda-platform wheels from the lock; never builds from source."""
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",  # compiled afterwards, by Python 3.13 (this interpreter may be another)
+        "--require-hashes",
+        "--no-deps",  # the lock already lists every transitive dependency
+        *_platform_flags(arch, python_version),
         "--target",
         str(target),
         "-r",
-        str(requirements),
+        str(lock),
     ]
+
+
+# ---------------------------------------------------------------------------
+# The lock: every distribution that ships, with the hashes of its wheels.
+# ---------------------------------------------------------------------------
+
+
+def _resolve(arch: str, python_version: str, requirements: Path) -> dict[str, tuple[str, set[str]]]:
+    """What pip would install for one platform: name -> (version, sha256 of the chosen wheel)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "report.json"
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            *_platform_flags(arch, python_version),
+            "--target",
+            str(Path(scratch) / "target"),
+            "-r",
+            str(requirements),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise PackageError(f"pip could not resolve {requirements.name} for {arch}:\n{done.stderr}")
+        resolved = {}
+        for item in json.loads(report.read_text(encoding="utf-8"))["install"]:
+            hashes = item["download_info"].get("archive_info", {}).get("hashes", {})
+            if "sha256" not in hashes:
+                raise PackageError(f"pip reported no sha256 for {item['download_info']['url']}")
+            name = _normalise(item["metadata"]["name"])
+            resolved[name] = (item["metadata"]["version"], {hashes["sha256"]})
+        return resolved
+
+
+def write_lock(python_version: str = LAMBDA_PYTHON, root: Path = ROOT, lock: Path | None = None) -> Path:
+    """Resolve requirements.txt for both architectures and write every pin with its wheels' hashes."""
+    lock = lock or root / LOCK_FILE.name
+    merged: dict[str, tuple[str, set[str]]] = {}
+    for arch in sorted(MACHINES):
+        for name, (version, hashes) in _resolve(arch, python_version, root / "requirements.txt").items():
+            if name in merged and merged[name][0] != version:
+                raise PackageError(f"{name} resolves to {merged[name][0]} and {version} on different architectures")
+            merged.setdefault(name, (version, set()))[1].update(hashes)
+    lines = [
+        "# Every distribution the Lambda zip ships, with the sha256 of each wheel pip may pick for",
+        f"# CPython {python_version} on manylinux2014 x86_64 and aarch64. Generated from requirements.txt by",
+        "#   python tools/package.py --lock",
+        "# and installed with --require-hashes --no-deps (make package, make lambda-python).",
+    ]
+    for name in sorted(merged):
+        version, hashes = merged[name]
+        lines.append(f"{name}=={version} \\")
+        lines.extend(
+            f"    --hash=sha256:{digest}" + (" \\" if i < len(hashes) - 1 else "")
+            for i, digest in enumerate(sorted(hashes))
+        )
+    lock.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return lock
+
+
+def read_lock(lock: Path = LOCK_FILE) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, sha256 hashes) as the lock pins them."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    text = lock.read_text(encoding="utf-8").replace("\\\n", " ")
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        requirement, *options = line.split()
+        name, _, version = requirement.partition("==")
+        pins[_normalise(name)] = (version, [o.removeprefix("--hash=sha256:") for o in options])
+    return pins
 
 
 def install_dependencies(arch: str, python_version: str, cache_dir: Path, root: Path = ROOT) -> Path:
@@ -194,8 +297,14 @@ def install_dependencies(arch: str, python_version: str, cache_dir: Path, root: 
     in a temporary directory and is renamed into place, so concurrent builds
     (pytest-xdist workers) never see half an install.
     """
-    requirements = root / "requirements.txt"
-    decided_by = [requirements.read_text(encoding="utf-8"), *pip_command(arch, python_version, Path(), Path())[3:-4]]
+    lock = root / LOCK_FILE.name
+    if not lock.is_file():
+        raise PackageError(f"{lock} is missing; run 'python tools/package.py --lock'")
+    decided_by = [
+        lock.read_text(encoding="utf-8"),
+        *pip_command(arch, python_version, Path(), Path())[3:-4],
+        *compile_command("python3.13", Path("site"))[1:],
+    ]
     key = hashlib.sha256("\n".join(decided_by).encode()).hexdigest()[:16]
     target = cache_dir / f"{arch}-py{python_version}-{key}"
     if (target / ".complete").is_file():
@@ -204,10 +313,12 @@ def install_dependencies(arch: str, python_version: str, cache_dir: Path, root: 
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_dir))
     try:
         done = subprocess.run(
-            pip_command(arch, python_version, staging, requirements), capture_output=True, text=True, check=False
+            pip_command(arch, python_version, staging, lock), capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
-            raise PackageError(f"pip could not install requirements for {arch}/python {python_version}:\n{done.stderr}")
+            raise PackageError(f"pip could not install {lock.name} for {arch}/python {python_version}:\n{done.stderr}")
+        if python_version == LAMBDA_PYTHON:
+            compile_tree(staging)
         (staging / ".complete").touch()
         try:
             staging.rename(target)
@@ -217,6 +328,40 @@ def install_dependencies(arch: str, python_version: str, cache_dir: Path, root: 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def compile_command(python: str, tree: Path) -> list[str]:
+    """compileall as Lambda's read-only task root wants it: 3.13 bytecode that is never re-validated."""
+    return [
+        python,
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-s",
+        str(tree),
+        "-p",
+        TASK_ROOT,
+        str(tree),
+    ]
+
+
+def compile_tree(tree: Path) -> None:
+    """Compile every module under ``tree`` with Python 3.13 (PackageError in one line if there is none)."""
+    if str(ROOT) not in sys.path:  # run as a script, tools/ is on sys.path, not the repo root
+        sys.path.insert(0, str(ROOT))
+    from local_runtime.lambda_python import LambdaPythonError, find_interpreter
+
+    try:
+        python = find_interpreter()
+    except LambdaPythonError as exc:
+        raise PackageError(f"cannot compile for Lambda: {exc}") from None
+    done = subprocess.run(compile_command(python, tree), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise PackageError(f"python3.13 could not compile {tree}:\n{done.stdout}{done.stderr}")
 
 
 def _installed_projects(site: Path) -> set[str]:
@@ -243,6 +388,8 @@ def check_no_dev_only(site: Path, root: Path = ROOT) -> None:
 def _wanted(relative: Path) -> bool:
     if any(part in _EXCLUDED_DIRS for part in relative.parts[:-1]):
         return False
+    if relative.suffix == ".pyc":  # only bytecode compiled here for 3.13, never a stray cache
+        return relative.parent.name == "__pycache__" and f".{_PYC_TAG}." in relative.name
     return relative.name != ".complete" and not relative.name.endswith(_EXCLUDED_SUFFIXES)
 
 
@@ -316,19 +463,34 @@ def build(
     python_version: str = LAMBDA_PYTHON,
     cache_dir: Path = DEFAULT_CACHE,
     root: Path = ROOT,
+    use_zip_cache: bool = True,
 ) -> BuildResult:
-    """Build one zip and check it against the dev-only list and Lambda's size limits."""
+    """Build one zip and check it against the dev-only list and Lambda's size limits.
+
+    Installed dependencies (compiled) are reused from ``cache_dir``; the local
+    modules are copied and compiled afresh every time.
+    """
     if arch not in MACHINES:
         raise PackageError(f"unknown architecture {arch!r}; Lambda has {sorted(MACHINES)}")
     site = install_dependencies(arch, python_version, cache_dir, root)
     check_no_dev_only(site, root)
     entries = dict(_dependency_files(site))
-    for name, path in _local_files(local_modules(root), root):
-        if name in entries:
-            raise PackageError(f"{name} is both a local module and part of a dependency")
-        entries[name] = path
     destination = out_dir / zip_name(arch, python_version)
-    zipped, unzipped = _cached_zip(entries, destination, cache_dir)
+    with tempfile.TemporaryDirectory(prefix="package-local-") as scratch:
+        local = Path(scratch)
+        for name, path in _local_files(local_modules(root), root):
+            if name in entries:
+                raise PackageError(f"{name} is both a local module and part of a dependency")
+            copy = local / name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+        if python_version == LAMBDA_PYTHON:
+            compile_tree(local)
+        entries.update(_dependency_files(local))
+        if use_zip_cache:
+            zipped, unzipped = _cached_zip(entries, destination, cache_dir)
+        else:
+            zipped, unzipped = write_zip(entries, destination)
     result = BuildResult(destination, arch, python_version, zipped, unzipped, len(entries))
     if zipped > ZIP_LIMIT or unzipped > UNZIPPED_LIMIT:
         raise PackageError(f"over Lambda's limits: {result.report()}")
@@ -357,8 +519,20 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-dir", type=Path, default=DEFAULT_CACHE, help="where installed dependencies are reused from"
     )
     parser.add_argument("--list-modules", action="store_true", help="print the local modules that ship, and exit")
+    parser.add_argument(
+        "--lock",
+        action="store_true",
+        help="resolve requirements.txt for both architectures, write requirements.lock with hashes, and exit",
+    )
     args = parser.parse_args(argv)
 
+    if args.lock:
+        try:
+            print(f"wrote {write_lock(args.python_version).relative_to(ROOT)}")
+        except PackageError as exc:
+            print(f"package: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.list_modules:
         for module in local_modules():
             print(module.relative_to(ROOT).as_posix())

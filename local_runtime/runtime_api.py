@@ -1,0 +1,252 @@
+"""Lambda's Runtime API, one server per execution environment, on loopback.
+
+The runtime inside an environment (AWS's ``awslambdaric``, or any custom
+``bootstrap``) finds it through ``AWS_LAMBDA_RUNTIME_API`` and drives it:
+``GET /next`` to take an invocation (the first call ends init),
+``POST /invocation/{id}/response`` or ``/error`` to answer it, ``POST
+/init/error`` to report a failed init. Status codes and error bodies are the
+ones Lambda's own Runtime API answers (see shared/reference/runtime-api.md);
+the service side (:mod:`local_runtime.environment`) only sees what happened,
+as :class:`RuntimeEvent` objects on a queue, and decides what it means.
+
+All servers share one asyncio loop in a daemon thread; the environment code is
+synchronous and talks to its server through thread-safe calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+MAX_RESPONSE_BYTES = 6_291_556  # 6 MiB + 100 B: the buffered response limit of Lambda's Runtime API
+_PREFIX = "/2018-06-01/runtime"
+_ERROR_TYPE = "Lambda-Runtime-Function-Error-Type"
+
+
+@dataclass(frozen=True)
+class InvocationRequest:
+    """What ``/next`` hands the runtime: the event and Lambda-Runtime-* headers."""
+
+    request_id: str
+    payload: bytes
+    deadline_ms: int
+    function_arn: str
+    trace_id: str = ""
+    client_context: Any = None
+    identity: Any = None
+    tenant_id: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",  # awslambdaric 4.2.2 crashes without one
+            "Lambda-Runtime-Aws-Request-Id": self.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(self.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": self.function_arn,
+        }
+        if self.trace_id:
+            headers["Lambda-Runtime-Trace-Id"] = self.trace_id
+        if self.client_context is not None:
+            headers["Lambda-Runtime-Client-Context"] = json.dumps(self.client_context)
+        if self.identity is not None:
+            headers["Lambda-Runtime-Cognito-Identity"] = json.dumps(self.identity)
+        if self.tenant_id:
+            headers["Lambda-Runtime-Aws-Tenant-Id"] = self.tenant_id
+        return headers
+
+
+@dataclass(frozen=True)
+class RuntimeEvent:
+    """One thing the runtime did, for the service side.
+
+    ``kind`` is ``next`` (asked for work: init or the previous invocation is
+    over), ``response``, ``error``, ``too_large`` (a response over the limit),
+    ``init_error`` or ``rejected`` (a call the API refused; ``detail`` says why).
+    """
+
+    kind: str
+    request_id: str = ""
+    body: bytes = b""
+    error_type: str | None = None
+    detail: str = ""
+    at: float = field(default_factory=time.perf_counter)
+
+
+def _error(status: int, error_type: str, message: str) -> web.Response:
+    body = json.dumps({"errorMessage": message, "errorType": error_type}) + "\n"
+    return web.Response(status=status, text=body, content_type="application/json")
+
+
+def _accepted() -> web.Response:
+    return web.Response(status=202, text='{"status":"OK"}\n', content_type="application/json")
+
+
+class _Loop:
+    """The one event loop every Runtime API server runs on."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def run(cls, coroutine: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
+        with cls._lock:
+            if cls._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, daemon=True, name="runtime-api").start()
+                cls._loop = loop
+        return asyncio.run_coroutine_threadsafe(coroutine, cls._loop).result(timeout)
+
+    @classmethod
+    def call_soon(cls, callback: Any, *args: Any) -> None:
+        assert cls._loop is not None
+        cls._loop.call_soon_threadsafe(callback, *args)
+
+
+class RuntimeApi:
+    """The Runtime API of one environment: states Ready → Running → answered, one invocation at a time."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue[RuntimeEvent] = queue.Queue()
+        self._runner: web.AppRunner | None = None
+        self.address = ""
+        self._initialised = False
+        self._init_failed = False
+        self._current: InvocationRequest | None = None  # dispatched and not answered
+        self._answered: set[str] = set()
+        self._waiting: asyncio.Future[InvocationRequest] | None = None
+        self._pending: InvocationRequest | None = None  # dispatched before the runtime asked
+
+    # -- called from the service side (any thread) ---------------------------------
+
+    def start(self) -> str:
+        """Listen on a free loopback port; returns ``host:port`` for ``AWS_LAMBDA_RUNTIME_API``."""
+        return _Loop.run(self._start())
+
+    def dispatch(self, request: InvocationRequest) -> None:
+        """Hand the runtime its next invocation (it may already be waiting in ``/next``)."""
+        _Loop.call_soon(self._dispatch, request)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            _Loop.run(self._close())
+            self._runner = None
+
+    async def _close(self) -> None:
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.cancel()  # a /next still waiting would hold the shutdown up
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    # -- the server (event loop thread) ---------------------------------------------
+
+    async def _start(self) -> str:
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # read big responses to answer them 413
+        app.add_routes(
+            [
+                web.get(f"{_PREFIX}/invocation/next", self._next),
+                web.post(f"{_PREFIX}/invocation/{{request_id}}/response", self._response),
+                web.post(f"{_PREFIX}/invocation/{{request_id}}/error", self._invocation_error),
+                web.post(f"{_PREFIX}/init/error", self._init_error),
+            ]
+        )
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.address = f"{host}:{port}"
+        return self.address
+
+    def _dispatch(self, request: InvocationRequest) -> None:
+        self._current = request
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_result(request)
+            self._waiting = None
+        else:
+            self._pending = request
+
+    def _reject(self, status: int, error_type: str, message: str, request_id: str = "") -> web.Response:
+        self.events.put(RuntimeEvent("rejected", request_id, detail=f"{status} {error_type}: {message}"))
+        return _error(status, error_type, message)
+
+    async def _next(self, request: web.Request) -> web.StreamResponse:
+        if self._init_failed:
+            return self._reject(
+                403,
+                "InvalidStateTransition",
+                "State transition from InitError to Ready failed for runtime. Error: State transition is not allowed",
+            )
+        current = self._current
+        if current is not None and current.request_id not in self._answered:
+            # Asking again before answering: Lambda hands out the same event again.
+            return web.Response(body=current.payload, headers=current.headers())
+        self._initialised = True
+        self.events.put(RuntimeEvent("next"))
+        if self._pending is not None:
+            invocation, self._pending = self._pending, None
+        else:
+            self._waiting = asyncio.get_running_loop().create_future()
+            invocation = await self._waiting  # no timeout: the environment may idle for long
+        return web.Response(body=invocation.payload, headers=invocation.headers())
+
+    def _check_answer(self, request_id: str) -> web.Response | None:
+        """400 for an id that is not the current invocation's, 403 for a second answer."""
+        current = self._current
+        if current is None or request_id != current.request_id:
+            return self._reject(400, "InvalidRequestID", "Invalid request ID", request_id)
+        if request_id in self._answered:
+            return self._reject(
+                403,
+                "InvalidStateTransition",
+                "State transition from RuntimeResponseSentState to InvocationResponse failed for runtime. "
+                "Error: State transition is not allowed",
+                request_id,
+            )
+        return None
+
+    async def _response(self, request: web.Request) -> web.StreamResponse:
+        request_id = request.match_info["request_id"]
+        refused = self._check_answer(request_id)
+        if refused is not None:
+            return refused
+        try:
+            body: bytes | None = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # beyond what the server reads at all: too large either way
+            body = None
+        self._answered.add(request_id)
+        if body is None or len(body) > MAX_RESPONSE_BYTES:
+            self.events.put(RuntimeEvent("too_large", request_id))
+            return _error(
+                413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+            )
+        self.events.put(RuntimeEvent("response", request_id, body))
+        return _accepted()
+
+    async def _invocation_error(self, request: web.Request) -> web.StreamResponse:
+        request_id = request.match_info["request_id"]
+        refused = self._check_answer(request_id)
+        if refused is not None:
+            return refused
+        body = await request.read()
+        self._answered.add(request_id)
+        self.events.put(RuntimeEvent("error", request_id, body, request.headers.get(_ERROR_TYPE)))
+        return _accepted()
+
+    async def _init_error(self, request: web.Request) -> web.StreamResponse:
+        if self._initialised:
+            return self._reject(
+                403,
+                "InvalidStateTransition",
+                "State transition from Ready to InitError failed for runtime. Error: State transition is not allowed",
+            )
+        body = await request.read()
+        self._init_failed = True
+        self.events.put(RuntimeEvent("init_error", body=body, error_type=request.headers.get(_ERROR_TYPE)))
+        return _accepted()
