@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import sys
 from pathlib import Path
@@ -224,7 +223,6 @@ def serve(argv: list[str]) -> int:
     except OSError as exc:
         print(f"invoke.py serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print(f"Invoke API for function {config.name!r} on {server.url}", flush=True)
     print(
         f"  aws lambda invoke --endpoint-url {server.url} --function-name {config.name} "
@@ -232,18 +230,9 @@ def serve(argv: list[str]) -> int:
         file=sys.stderr,
         flush=True,
     )
-    try:
-        server.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.release()
+    # SIGTERM and Ctrl-C: stop listening, answer or close every client, end every environment.
+    server.serve_forever(handle_signals=True)
     return EXIT_OK
-
-
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    """SIGTERM (docker-less process managers, the tests) stops serve like Ctrl-C: environments end cleanly."""
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
