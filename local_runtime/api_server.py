@@ -45,11 +45,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from local_runtime.config import ACCOUNT_ID
 from local_runtime.environment import Invocation
 from local_runtime.pool import EnvironmentPool, TooManyRequestsError
+from local_runtime.strict_json import SYNC_PAYLOAD_LIMIT, parse_json_document
 
-SYNC_PAYLOAD_LIMIT = 6_291_456  # 6 MB, RequestResponse
 ASYNC_PAYLOAD_LIMIT = 1_048_576  # 1 MB, Event (raised from 256 KB in 2025)
 CLIENT_CONTEXT_LIMIT = 3583  # bytes of base64, as the Invoke API documents for ClientContext
-MAX_JSON_DEPTH = 512  # deeper bodies are refused here rather than failing inside the runtime's decoder
 LOG_TAIL_BYTES = 4096
 MAX_CONNECTIONS = 128  # open client connections; more are answered 503 and closed
 IDLE_TIMEOUT_S = 60.0  # a connection with no request in progress for this long is closed
@@ -126,49 +125,6 @@ def check_qualifier(raw: str) -> str:
             raw, "qualifier", f"Member must satisfy regular expression pattern: {_QUALIFIER_PATTERN}"
         )
     return raw
-
-
-def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True when arrays/objects nest deeper than ``limit`` (iterative: no recursion to exhaust)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_json_document(raw: bytes, what: str) -> Any:
-    """Strict JSON in UTF-8, as the service reads it (ValueError says why not).
-
-    ``json.loads`` on bytes would guess UTF-16/32 and skip a UTF-8 BOM; Lambda
-    takes UTF-8 only, and the runtime would fail to decode anything else. NaN
-    and Infinity are Python extensions, not JSON. Integers beyond Python's
-    4300-digit limit and nesting beyond MAX_JSON_DEPTH are refused here rather
-    than in the runtime.
-    """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{what} is not UTF-8: {exc.reason} at byte {exc.start}") from None
-    try:
-        value = json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise ValueError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
-    if (text.count("[") + text.count("{")) > MAX_JSON_DEPTH and json_depth_exceeds(value):
-        raise ValueError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
-    return value
 
 
 class InvokeApi:
