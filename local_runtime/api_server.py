@@ -29,6 +29,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import re
 import signal
 import socket
@@ -67,6 +68,16 @@ _FUNCTION_NAME = re.compile(_FUNCTION_NAME_PATTERN)
 _QUALIFIER_PATTERN = "(|[a-zA-Z0-9$_-]+)"
 _QUALIFIER = re.compile(_QUALIFIER_PATTERN)
 _INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+
+class _QuietMalformedRequests(logging.Filter):
+    """aiohttp answers a malformed request with 400 and logs its traceback: the client's fault, not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], HttpProcessingError))
+
+
+logging.getLogger("aiohttp.server").addFilter(_QuietMalformedRequests())
 
 
 class ApiError(Exception):
