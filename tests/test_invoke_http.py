@@ -572,6 +572,7 @@ FIXED_STEPS_UNNAMED = [
     ),
     Step(request(body=b"{}", headers={"Content-Length": "-1"}), 400),
     Step(request(body=b"{}", headers={"Content-Length": "2, 2"}), 400),
+    Step(request(body=b"2\r\n{}\r\n0\r\n\r\n", headers={"Transfer-Encoding": "chunked"}), 400),  # both: smuggling
     Step(request(body=b"", headers={"Content-Length": str(7 << 20), "Expect": "100-continue"}), 413),
 ]
 FIXED_STEPS = [Step(step.raw, step.expect, step.boto, name=_describe(step.raw)) for step in FIXED_STEPS_UNNAMED]
