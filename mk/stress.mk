@@ -12,6 +12,7 @@ STRESS_CONCURRENCY ?= 50
 STRESS_FUZZ        ?= 1000
 STRESS_FUZZ_CLI    ?= 40
 STRESS_FUZZ_HTTP   ?= 400
+STRESS_FUZZ_HTTP_CLI ?= 20
 
 .PHONY: stress stress-faults stress-load stress-fuzz
 
@@ -29,7 +30,9 @@ stress-load: install ## STRESS_CONCURRENCY concurrent invocations through invoke
 	$(PY) -m reliability.load_run --concurrency $(STRESS_CONCURRENCY)
 
 stress-fuzz: install ## hypothesis over events, invoke.py/seed.py arguments, environment values and Invoke API request sequences
-	FUZZ_EXAMPLES=$(STRESS_FUZZ) FUZZ_CLI_EXAMPLES=$(STRESS_FUZZ_CLI) FUZZ_HTTP_EXAMPLES=$(STRESS_FUZZ_HTTP) FUZZ_DERANDOMIZE=0 \
+	FUZZ_EXAMPLES=$(STRESS_FUZZ) FUZZ_CLI_EXAMPLES=$(STRESS_FUZZ_CLI) FUZZ_HTTP_EXAMPLES=$(STRESS_FUZZ_HTTP) \
+	  FUZZ_HTTP_CLI_EXAMPLES=$(STRESS_FUZZ_HTTP_CLI) FUZZ_DERANDOMIZE=0 \
 	  $(PY) -m pytest -q -p no:cacheprovider -n 2 -o timeout=1800 tests/test_fuzz.py \
 	  tests/test_invoke_http.py::test_one_keep_alive_connection_answers_each_request_as_a_fresh_connection_does \
-	  tests/test_invoke_http.py::test_the_same_sequences_through_boto3_succeed_where_they_should
+	  tests/test_invoke_http.py::test_the_same_sequences_through_boto3_succeed_where_they_should \
+	  tests/test_invoke_http.py::test_the_same_sequences_through_the_aws_cli_succeed_where_they_should

@@ -37,7 +37,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from local_runtime.api_server import ASYNC_PAYLOAD_LIMIT, InvokeApi, running_api
@@ -648,8 +648,21 @@ def test_the_same_sequences_through_boto3_succeed_where_they_should(api, sequenc
 AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
 
 
+CLI_EXAMPLES = int(os.environ.get("FUZZ_HTTP_CLI_EXAMPLES") or 2)  # each step is an `aws` process (~1 s)
+boto_steps = steps.filter(lambda step: step.boto is not None)
+
+
 @pytest.mark.skipif(AWS is None, reason="the AWS CLI is not installed (pip install awscli)")
-def test_the_aws_cli_gets_lambdas_answers_for_hostile_names_and_payloads(api, tmp_path):
+@settings(
+    max_examples=CLI_EXAMPLES,
+    deadline=None,
+    derandomize=DERANDOMIZE,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(sequence=st.lists(boto_steps, min_size=1, max_size=4))
+@example(sequence=[_valid({"via": "cli"}), *[step for step in FIXED_STEPS if step.boto is not None]])
+def test_the_same_sequences_through_the_aws_cli_succeed_where_they_should(api, tmp_path, sequence):
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -659,25 +672,26 @@ def test_the_aws_cli_gets_lambdas_answers_for_hostile_names_and_payloads(api, tm
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_MAX_ATTEMPTS": "1",
     }
-    version = subprocess.run([AWS, "--version"], capture_output=True, text=True, timeout=60, env=env)
-    raw_flag = ["--cli-binary-format", "raw-in-base64-out"] if "aws-cli/2" in version.stdout + version.stderr else []
-    cases = [
-        ("whoami", '{"via": "cli"}', 0, None),
-        ("whoami:", "{}", 255, "ValidationException"),
-        ("arn:aws:lambda:eu-west-1:123456789012:function:whoami", "{}", 255, "ResourceNotFoundException"),
-        ("whoami", "[" * 2000 + "]" * 2000, 255, "InvalidRequestContentException"),
-    ]
-    for name, payload, code, error in cases:
-        args = ["lambda", "invoke", "--endpoint-url", api.url, "--function-name", name, *raw_flag]
+    options = {"FunctionName": "--function-name", "InvocationType": "--invocation-type", "Qualifier": "--qualifier"}
+    options["ClientContext"] = "--client-context"
+    payload, out = tmp_path / "payload", tmp_path / "out.json"
+    for step in sequence:
+        assert step.boto is not None
+        payload.write_bytes(step.boto.get("Payload", b"{}"))
+        out.unlink(missing_ok=True)
+        args = [arg for name, flag in options.items() if name in step.boto for arg in (flag, step.boto[name])]
         done = subprocess.run(
-            [AWS, *args, "--payload", payload, str(tmp_path / "out.json")],
+            [AWS, "lambda", "invoke", "--endpoint-url", api.url, *args, "--payload", f"fileb://{payload}", str(out)],
             env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=120,
         )
-        assert done.returncode == code, (name, done.stderr)
-        if error:
-            assert error in done.stderr
+        if step.expect in (200, 202, 204):
+            assert done.returncode == 0, (step.name, done.stderr[-1000:])
+            assert json.loads(done.stdout)["StatusCode"] == step.expect
+            if step.expect == 200:
+                assert json.loads(out.read_text())["event"] == json.loads(step.boto["Payload"])
         else:
-            assert json.loads((tmp_path / "out.json").read_text())["event"] == {"via": "cli"}
+            assert done.returncode == 255, (step.name, done.stderr[-1000:])
+            assert "An error occurred (" in done.stderr and "Traceback" not in done.stderr, done.stderr[-1000:]
