@@ -78,6 +78,7 @@ class _QuietMalformedRequests(logging.Filter):
 
 
 logging.getLogger("aiohttp.server").addFilter(_QuietMalformedRequests())
+_log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -308,6 +309,10 @@ class InvokeApi:
         try:
             return await self._invoke(request, request_id)
         except ApiError as error:
+            return _error_response(error, request_id)
+        except Exception:  # noqa: BLE001 - a bug here must still answer in Lambda's shape, the next request in step
+            _log.exception("Invoke API failed on request %s", request_id)
+            error = ApiError(500, "ServiceException", "The local Invoke API failed; see its log", Type="Service")
             return _error_response(error, request_id)
 
     async def _invoke(self, request: web.Request, request_id: str) -> web.StreamResponse:
