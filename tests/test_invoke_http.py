@@ -466,6 +466,7 @@ def test_sigterm_answers_every_client_and_removes_every_environments_files(tmp_p
                 sock.sendall(request(PATH.format("sleepy"), b'{"seconds": 60}'))
                 answers.append(read_answer(sock))
 
+        idle = socket.create_connection(("127.0.0.1", port), timeout=60)  # a keep-alive client between requests
         threads = [threading.Thread(target=call) for _ in range(4)]
         for thread in threads:
             thread.start()
@@ -477,6 +478,8 @@ def test_sigterm_answers_every_client_and_removes_every_environments_files(tmp_p
         code = process.wait(timeout=30)
         for thread in threads:
             thread.join(timeout=30)
+        idle_closed = is_closed(idle, wait=5)
+        idle.close()
     finally:
         if process.poll() is None:
             process.kill()
@@ -485,6 +488,7 @@ def test_sigterm_answers_every_client_and_removes_every_environments_files(tmp_p
     assert len(answers) == 4 and all(a is not None for a in answers), answers
     assert all(a.status == 200 and a.headers.get("x-amz-function-error") == "Unhandled" for a in answers if a)
     assert list(tmp_path.glob("lambda-env-*")) == []
+    assert idle_closed
 
 
 # --- property: one keep-alive connection answers like fresh ones ----------------------
@@ -570,6 +574,26 @@ FIXED_STEPS_UNNAMED = [
         204,
         {"FunctionName": "whoami", "InvocationType": "DryRun", "Payload": b"{}"},
     ),
+    Step(
+        request(body=b"{}", headers={"X-Amz-Invocation-Type": "Nope"}),
+        400,
+        {"FunctionName": "whoami", "InvocationType": "Nope", "Payload": b"{}"},
+    ),
+    Step(
+        request(body=b'\xef\xbb\xbf{"bom": 1}'), 400, {"FunctionName": "whoami", "Payload": b'\xef\xbb\xbf{"bom": 1}'}
+    ),
+    Step(request(body=b'{"latin1": "caf\xe9"}'), 400, {"FunctionName": "whoami", "Payload": b'{"latin1": "caf\xe9"}'}),
+    Step(
+        request(body=b'{"n": ' + b"7" * 5000 + b"}"),
+        400,
+        {"FunctionName": "whoami", "Payload": b'{"n": ' + b"7" * 5000 + b"}"},
+    ),
+    Step(
+        request(body=b'{"async": true}', headers={"X-Amz-Invocation-Type": "Event"}),
+        202,
+        {"FunctionName": "whoami", "InvocationType": "Event", "Payload": b'{"async": true}'},
+    ),
+    Step(request(body=b'{"expect": 1}', headers={"Expect": "100-continue"}), 200),
     Step(request(body=b"{}", headers={"Content-Length": "-1"}), 400),
     Step(request(body=b"{}", headers={"Content-Length": "2, 2"}), 400),
     Step(request(body=b"2\r\n{}\r\n0\r\n\r\n", headers={"Transfer-Encoding": "chunked"}), 400),  # both: smuggling
