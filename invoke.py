@@ -210,9 +210,8 @@ def read_env_file(path: str) -> dict[str, str]:
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot read env file {_shown_path(path)}: {exc}") from None
     if "\0" in text:
-        raise ConfigurationError(
-            f"env file {path!r}: line {text[: text.index(chr(0))].count(chr(10)) + 1} holds a NUL byte"
-        )
+        line = text[: text.index("\0")].count("\n") + 1
+        raise ConfigurationError(f"env file {_shown_path(path)}: line {line} holds a NUL byte")
     values = dotenv_values(stream=io.StringIO(text))
     return {check_env_name(k): check_env_value(k, v) for k, v in values.items() if v is not None}
 
