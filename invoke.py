@@ -14,22 +14,53 @@ every log line (START/END/REPORT and the handler's own) to stderr, so
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
-import signal
+import re
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from local_runtime.config import DEFAULT_TIMEOUT_S, ConfigurationError, FunctionConfig, load_env_vars_file
+from local_runtime.config import (
+    DEFAULT_TIMEOUT_S,
+    ENV_FILE_LIMIT,
+    ConfigurationError,
+    FunctionConfig,
+    check_env_name,
+    check_env_value,
+    load_env_vars_file,
+)
 from local_runtime.environment import Invocation
 from local_runtime.events import load_event
 from local_runtime.lambda_python import LambdaPythonError
 from local_runtime.pool import EnvironmentPool
+from local_runtime.strict_json import SYNC_PAYLOAD_LIMIT, read_bounded
 
 DEFAULT_FUNCTION_NAME = "pdf-manifest"
 EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+# What the Lambda API accepts for these settings (CreateFunction's patterns).
+_FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_HANDLER = re.compile(r"[^\s]{1,128}")
+_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d{1}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a whole number, got {text[:20]!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, got {port}")
+    return port
 
 
 def _function_options() -> argparse.ArgumentParser:
@@ -94,7 +125,7 @@ def _function_options() -> argparse.ArgumentParser:
 
 
 def parse_run_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="invoke.py",
         parents=[_function_options()],
         description="Invoke the handler locally, the way the Lambda service would. "
@@ -119,14 +150,14 @@ def parse_run_args(argv: list[str]) -> argparse.Namespace:
 
 
 def parse_serve_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="invoke.py serve",
         parents=[_function_options()],
         description="Serve Lambda's Invoke API (POST /2015-03-31/functions/<name>/invocations) on loopback "
         "for aws lambda invoke --endpoint-url and boto3.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=9009, help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--port", type=_port, default=9009, help="port; 0 picks a free one (default: %(default)s)")
     parser.add_argument(
         "--max-concurrency",
         type=int,
@@ -138,9 +169,11 @@ def parse_serve_args(argv: list[str]) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> FunctionConfig:
     """Turn options, .env and --env-vars into a function configuration (ConfigurationError if invalid)."""
-    from dotenv import dotenv_values  # local-only: real Lambda gets its variables from the configuration
-
-    dotenv = {k: v for k, v in dotenv_values(args.env_file).items() if v is not None} if args.env_file else {}
+    _check_setting("function name", args.function_name, _FUNCTION_NAME)
+    _check_setting("handler", args.handler, _HANDLER)
+    if args.region is not None:
+        _check_setting("region", args.region, _REGION)
+    dotenv = read_env_file(args.env_file) if args.env_file else {}
     user_env = {k: v for k, v in dotenv.items() if args.clean_env or k not in os.environ}
     if args.env_vars:
         user_env.update(load_env_vars_file(args.env_vars, args.function_name))
@@ -165,6 +198,37 @@ def build_config(args: argparse.Namespace) -> FunctionConfig:
         clean_env=args.clean_env,
         runtime=args.runtime,
     )
+
+
+def _check_setting(what: str, value: str, pattern: re.Pattern[str]) -> None:
+    if pattern.fullmatch(value) is None:
+        raise ConfigurationError(f"{what} {json.dumps(value[:80])} does not match {pattern.pattern}")
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """A dotenv file's variables; missing is fine, anything unusable is a ConfigurationError.
+
+    Read here (bounded, regular files only, strict UTF-8, no NUL) and handed to
+    python-dotenv as text, so a FIFO, a device or stray bytes are one clear
+    error instead of a hang or a traceback when the environment starts.
+    """
+    from dotenv import dotenv_values  # local-only: real Lambda gets its variables from the configuration
+
+    try:
+        if "\0" not in path and not os.path.lexists(path):
+            return {}
+        raw = read_bounded(path, ENV_FILE_LIMIT, "the file")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigurationError(f"env file {_shown_path(path)}: line {line} is not UTF-8") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read env file {_shown_path(path)}: {exc}") from None
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise ConfigurationError(f"env file {_shown_path(path)}: line {line} holds a NUL byte")
+    values = dotenv_values(stream=io.StringIO(text))
+    return {check_env_name(k): check_env_value(k, v) for k, v in values.items() if v is not None}
 
 
 def print_result(invocation: Invocation) -> None:
@@ -197,6 +261,10 @@ def summarise(invocations: list[Invocation]) -> str:
     return "\n".join(lines)
 
 
+def _shown_path(path: str | None) -> str:
+    return json.dumps(path if path is None or len(path) <= 80 else path[:80] + "...")
+
+
 def run(argv: list[str]) -> int:
     args = parse_run_args(argv)
     if args.repeat < 1:
@@ -204,15 +272,21 @@ def run(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     try:
         event = load_event(args.event)
-    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
-        print(f"invoke.py: cannot read event {args.event!r}: {exc}", file=sys.stderr)
+        payload = json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, too deep, too big, not a plain file
+        print(f"invoke.py: cannot read event {_shown_path(args.event)}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if len(payload) > SYNC_PAYLOAD_LIMIT:
+        print(
+            f"invoke.py: the event is {len(payload)} bytes; Lambda accepts at most {SYNC_PAYLOAD_LIMIT}",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     try:
         config = build_config(args)
     except ConfigurationError as exc:
         print(f"invoke.py: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    payload = json.dumps(event).encode("utf-8")
     invocations: list[Invocation] = []
     try:
         pool = EnvironmentPool(config, max_environments=1)
@@ -245,10 +319,9 @@ def serve(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     try:
         server = InvokeApi(pools, args.host, args.port)
-    except OSError as exc:
-        print(f"invoke.py serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+    except (OSError, ValueError, OverflowError) as exc:
+        print(f"invoke.py serve: cannot listen on {args.host[:80]}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print(f"Invoke API for function {config.name!r} on {server.url}", flush=True)
     print(
         f"  aws lambda invoke --endpoint-url {server.url} --function-name {config.name} "
@@ -256,18 +329,9 @@ def serve(argv: list[str]) -> int:
         file=sys.stderr,
         flush=True,
     )
-    try:
-        server.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.release()
+    # SIGTERM and Ctrl-C: stop listening, answer or close every client, end every environment.
+    server.serve_forever(handle_signals=True)
     return EXIT_OK
-
-
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    """SIGTERM (docker-less process managers, the tests) stops serve like Ctrl-C: environments end cleanly."""
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
