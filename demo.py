@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise DemoError(f"handler answered {response}")
             body = json.loads(response["body"])
             manifest, content_type = fetch(body["manifest_url"])
-            lines = [json.loads(line) for line in manifest.decode("utf-8").splitlines()]
+            lines = [json.loads(line) for line in manifest.decode("utf-8").split("\n") if line]
             if len(lines) != body["count"]:
                 raise DemoError(f"manifest has {len(lines)} lines, handler said {body['count']}")
             first_pdf = fetch(lines[0]["url"])[0] if lines else b""

@@ -14,26 +14,36 @@ every log line (START/END/REPORT and the handler's own) to stderr, so
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
-import signal
+import re
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from local_runtime.venv_guard import ensure_project_python
 
 if __name__ == "__main__":
     ensure_project_python("invoke.py")
 
-from local_runtime.config import DEFAULT_TIMEOUT_S, ConfigurationError, FunctionConfig, load_env_vars_file
+from local_runtime.config import (
+    DEFAULT_TIMEOUT_S,
+    ENV_FILE_LIMIT,
+    ConfigurationError,
+    FunctionConfig,
+    check_env_name,
+    check_env_value,
+    load_env_vars_file,
+)
 from local_runtime.env_file import warn_if_shadowed
 from local_runtime.environment import Invocation
 from local_runtime.events import load_event
 from local_runtime.lambda_python import LambdaPythonError
 from local_runtime.pool import EnvironmentPool
 from local_runtime.s3_endpoint import endpoint_problem
+from local_runtime.strict_json import SYNC_PAYLOAD_LIMIT, read_bounded
 from local_runtime.template_config import TemplateFunction, load_template_function
 
 DEFAULT_FUNCTION_NAME = "pdf-manifest"
@@ -41,6 +51,27 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
 DEFAULT_HANDLER, DEFAULT_MEMORY_MB = "lambda_function.handler", 128  # Lambda's own defaults
 DEFAULT_RUNTIME = "python3.13"
 EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+# What the Lambda API accepts for these settings (CreateFunction's patterns).
+_FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_HANDLER = re.compile(r"[^\s]{1,128}")
+_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d{1}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a whole number, got {text[:20]!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, got {port}")
+    return port
 
 
 def _function_options() -> argparse.ArgumentParser:
@@ -116,7 +147,7 @@ def _function_options() -> argparse.ArgumentParser:
 
 
 def parse_run_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="invoke.py",
         parents=[_function_options()],
         description="Invoke the handler locally, the way the Lambda service would. "
@@ -142,14 +173,14 @@ def parse_run_args(argv: list[str]) -> argparse.Namespace:
 
 
 def parse_serve_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="invoke.py serve",
         parents=[_function_options()],
         description="Serve Lambda's Invoke API (POST /2015-03-31/functions/<name>/invocations) on loopback "
         "for aws lambda invoke --endpoint-url and boto3.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=9009, help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--port", type=_port, default=9009, help="port; 0 picks a free one (default: %(default)s)")
     parser.add_argument(
         "--max-concurrency",
         type=int,
@@ -177,9 +208,12 @@ def build_config(args: argparse.Namespace, template: TemplateFunction | None) ->
     Precedence, lowest first: Lambda's defaults, the template, then the options;
     for variables: the template's, the host environment, .env, --env-vars.
     """
-    from dotenv import dotenv_values  # local-only: real Lambda gets its variables from the configuration
-
-    dotenv = {k: v for k, v in dotenv_values(args.env_file).items() if v is not None} if args.env_file else {}
+    _check_setting("function name", args.function_name, _FUNCTION_NAME)
+    if args.handler is not None:
+        _check_setting("handler", args.handler, _HANDLER)
+    if args.region is not None:
+        _check_setting("region", args.region, _REGION)
+    dotenv = read_env_file(args.env_file) if args.env_file else {}
     user_env = {k: v for k, v in (template.env if template else {}).items() if args.clean_env or k not in os.environ}
     user_env.update({k: v for k, v in dotenv.items() if args.clean_env or k not in os.environ})
     if args.env_vars:
@@ -235,6 +269,37 @@ def warn_about_setup(prog: str, config: FunctionConfig, args: argparse.Namespace
         )
 
 
+def _check_setting(what: str, value: str, pattern: re.Pattern[str]) -> None:
+    if pattern.fullmatch(value) is None:
+        raise ConfigurationError(f"{what} {json.dumps(value[:80])} does not match {pattern.pattern}")
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """A dotenv file's variables; missing is fine, anything unusable is a ConfigurationError.
+
+    Read here (bounded, regular files only, strict UTF-8, no NUL) and handed to
+    python-dotenv as text, so a FIFO, a device or stray bytes are one clear
+    error instead of a hang or a traceback when the environment starts.
+    """
+    from dotenv import dotenv_values  # local-only: real Lambda gets its variables from the configuration
+
+    try:
+        if "\0" not in path and not os.path.lexists(path):
+            return {}
+        raw = read_bounded(path, ENV_FILE_LIMIT, "the file")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigurationError(f"env file {_shown_path(path)}: line {line} is not UTF-8") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read env file {_shown_path(path)}: {exc}") from None
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise ConfigurationError(f"env file {_shown_path(path)}: line {line} holds a NUL byte")
+    values = dotenv_values(stream=io.StringIO(text))
+    return {check_env_name(k): check_env_value(k, v) for k, v in values.items() if v is not None}
+
+
 def print_result(invocation: Invocation, lines: bool = False) -> None:
     """The payload as JSON: indented for one invocation, one compact line each with --repeat (JSON Lines)."""
     try:
@@ -266,6 +331,10 @@ def summarise(invocations: list[Invocation]) -> str:
     return "\n".join(lines)
 
 
+def _shown_path(path: str | None) -> str:
+    return json.dumps(path if path is None or len(path) <= 80 else path[:80] + "...")
+
+
 def run(argv: list[str]) -> int:
     args = parse_run_args(argv)
     if args.repeat < 1:
@@ -273,8 +342,15 @@ def run(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     try:
         event = load_event(args.event)
-    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
-        print(f"invoke.py: cannot read event {args.event!r}: {exc}", file=sys.stderr)
+        payload = json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, too deep, too big, not a plain file
+        print(f"invoke.py: cannot read event {_shown_path(args.event)}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if len(payload) > SYNC_PAYLOAD_LIMIT:
+        print(
+            f"invoke.py: the event is {len(payload)} bytes; Lambda accepts at most {SYNC_PAYLOAD_LIMIT}",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     try:
         template = load_template(args)
@@ -282,7 +358,6 @@ def run(argv: list[str]) -> int:
     except ConfigurationError as exc:
         print(f"invoke.py: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    payload = json.dumps(event).encode("utf-8")
     print(f"invoke.py: {describe(config, args, template)}", file=sys.stderr, flush=True)
     warn_about_setup("invoke.py", config, args)
     invocations: list[Invocation] = []
@@ -318,20 +393,15 @@ def serve(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     try:
         server = InvokeApi(pools, args.host, args.port)
-    except OSError as exc:
-        print(f"invoke.py serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+    except (OSError, ValueError, OverflowError) as exc:
+        print(f"invoke.py serve: cannot listen on {args.host[:80]}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print(f"Invoke API for function {config.name!r} on {server.url}", flush=True)
     print(f"  {describe(config, args, template)}", file=sys.stderr, flush=True)
     warn_about_setup("invoke.py serve", config, args)
     print(f"  try it (another terminal):\n    {aws_cli_example(server.url, config)}", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.release()
+    # SIGTERM and Ctrl-C: stop listening, answer or close every client, end every environment.
+    server.serve_forever(handle_signals=True)
     return EXIT_OK
 
 
@@ -346,11 +416,6 @@ def aws_cli_example(url: str, config: FunctionConfig) -> str:
         f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing .venv/bin/aws lambda invoke --region {config.region} "
         f"--endpoint-url {url} --function-name {config.name} --payload fileb://events/direct.json out.json"
     )
-
-
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    """SIGTERM (docker-less process managers, the tests) stops serve like Ctrl-C: environments end cleanly."""
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:

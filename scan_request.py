@@ -22,7 +22,36 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 MAX_KEY_BYTES = 1024  # S3's limit for a key, and so for any useful prefix
+SHOWN_CHARS = 64  # how much of a caller's value an error message (and so a log line) quotes
 _DIRECT_KEYS = frozenset({"bucket", "prefix"})
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """A caller's value as an error message quotes it: ASCII-escaped and cut to ``limit`` characters.
+
+    Messages go back in the response and into the log; echoing a value whole
+    would let an 800k-character bucket name overflow the response limit.
+    """
+    text = str(value)
+    if len(text) <= limit:
+        return ascii(text)
+    return f"{text[:limit]!a}... ({len(text)} characters)"
+
+
+def _shown_names(names: set[Any]) -> str:
+    listed = ", ".join(shown(name, 32) for name in sorted(names, key=str)[:5])
+    return f"[{listed}{', ...' if len(names) > 5 else ''}]"
+
+
+def _key_error(what: str, value: str) -> str | None:
+    """Why ``value`` cannot be an S3 key (or prefix), or None: valid UTF-8 of at most 1024 bytes."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return f"{what} {shown(value)} is not valid Unicode (it holds a lone surrogate)"
+    if size > MAX_KEY_BYTES:
+        return f"{what} is {size} bytes; S3 keys, and so prefixes, end at {MAX_KEY_BYTES}"
+    return None
 
 
 class BadRequest(ValueError):
@@ -56,14 +85,14 @@ def parse_event(
             raise BadRequest("queryStringParameters must be an object")
         unknown = set(params) - _DIRECT_KEYS
         if unknown:
-            raise BadRequest(f"unknown query parameter(s) {sorted(unknown)}; use 'bucket' and/or 'prefix'")
+            raise BadRequest(f"unknown query parameter(s) {_shown_names(unknown)}; use 'bucket' and/or 'prefix'")
         return _checked(params, default_bucket, default_prefix, allowed_buckets, source="http")
     if "prefixes" in event:
         raise BadRequest("send one prefix per invocation; fan out over 'prefixes' with the Step Functions Map state")
     unknown = set(event) - _DIRECT_KEYS
     if unknown:
         raise BadRequest(
-            f"unrecognised event field(s) {sorted(unknown)}; send {{}}, {{'bucket', 'prefix'}}, "
+            f"unrecognised event field(s) {_shown_names(unknown)}; send {{}}, {{'bucket', 'prefix'}}, "
             "an S3 ObjectCreated notification or an API Gateway request"
         )
     return _checked(event, default_bucket, default_prefix, allowed_buckets, source="direct" if event else "defaults")
@@ -84,8 +113,9 @@ def _checked(
     if not isinstance(prefix, str):
         raise BadRequest(f"'prefix' must be a string, got {type(prefix).__name__}")
     _check_bucket(bucket, allowed)
-    if len(prefix.encode("utf-8")) > MAX_KEY_BYTES:
-        raise BadRequest(f"'prefix' is {len(prefix.encode('utf-8'))} bytes; S3 keys, and so prefixes, end at 1024")
+    problem = _key_error("'prefix'", prefix)
+    if problem:
+        raise BadRequest(problem)
     return ScanRequest(bucket=bucket, prefix=prefix, source=source)
 
 
@@ -94,7 +124,7 @@ def _check_bucket(bucket: str, allowed: frozenset[str]) -> None:
     # looser is a way round the list.
     if bucket not in allowed:
         hint = " (give the bucket's name, not its ARN)" if bucket.startswith("arn:") else ""
-        raise BadRequest(f"bucket {bucket!r} is not in ALLOWED_BUCKETS{hint}")
+        raise BadRequest(f"bucket {shown(bucket)} is not in ALLOWED_BUCKETS{hint}")
 
 
 def _from_s3_notification(records: Any, allowed: frozenset[str]) -> ScanRequest:
@@ -114,7 +144,11 @@ def _from_s3_notification(records: Any, allowed: frozenset[str]) -> ScanRequest:
             raise BadRequest(f"record {index} has a non-string bucket or key")
         _check_bucket(bucket, allowed)
         buckets.add(bucket)
-        keys.append(unquote_plus(raw_key))  # S3 form-encodes keys in notifications: '+' is a space
+        key = unquote_plus(raw_key)  # S3 form-encodes keys in notifications: '+' is a space
+        problem = _key_error(f"record {index}: key", key)
+        if problem:
+            raise BadRequest(problem)
+        keys.append(key)
     if len(buckets) > 1:
         raise BadRequest(f"records name {len(buckets)} buckets; one manifest covers one bucket")
     return ScanRequest(bucket=buckets.pop(), prefix="", source="s3-notification", keys=tuple(keys))

@@ -6,247 +6,558 @@ the ones the real API returns, because that is what the AWS CLI and botocore
 parse (``x-amzn-ErrorType`` names the exception, the body carries the message).
 Each function owns an :class:`EnvironmentPool`, so concurrent requests scale
 out to new environments exactly as Lambda does.
+
+HTTP itself is aiohttp's web server, not hand-written parsing: it validates
+``Content-Length``, decodes chunked bodies, refuses malformed requests, and
+after an early answer (404, 413) it reads and discards what is left of the body
+for a bounded time or closes the connection, so a keep-alive client's next
+request is never parsed out of the previous one's body. This module adds what
+Lambda adds on top: payload limits checked before a byte of the body is read,
+JSON and client contexts checked before an environment sees them, function
+names and qualifiers checked the way the service checks them, a cap on open
+connections with an idle timeout, and a shutdown that answers or closes every
+client and ends every environment.
+
+Environments block while they run, so each invocation runs on a worker thread;
+the event loop only parses, validates and writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import json
+import logging
+import re
+import signal
 import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from local_runtime.config import ACCOUNT_ID
 from local_runtime.environment import Invocation
 from local_runtime.pool import EnvironmentPool, TooManyRequestsError
+from local_runtime.strict_json import SYNC_PAYLOAD_LIMIT, parse_json_document
 
-SYNC_PAYLOAD_LIMIT = 6_291_456  # 6 MB, RequestResponse
 ASYNC_PAYLOAD_LIMIT = 1_048_576  # 1 MB, Event (raised from 256 KB in 2025)
+CLIENT_CONTEXT_LIMIT = 3583  # bytes of base64, as the Invoke API documents for ClientContext
 LOG_TAIL_BYTES = 4096
+MAX_CONNECTIONS = 128  # open client connections; more are answered 503 and closed
+IDLE_TIMEOUT_S = 60.0  # a connection with no request in progress for this long is closed
+LINGER_S = 10.0  # after an early answer, unread body is discarded for at most this long, then the connection closes
+SHUTDOWN_GRACE_S = 3.0  # on SIGTERM, running invocations get this long before their environments are ended
+SHOWN_CHARS = 64  # how much of a hostile value an error message echoes
+
 _PREFIX = "/2015-03-31/functions/"
 _SUFFIX = "/invocations"
+# Botocore's model of the Invoke API: FunctionName and Qualifier (service-2.json).
+_FUNCTION_NAME_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?"
+    r"([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
+)
+_FUNCTION_NAME = re.compile(_FUNCTION_NAME_PATTERN)
+_QUALIFIER_PATTERN = "(|[a-zA-Z0-9$_-]+)"
+_QUALIFIER = re.compile(_QUALIFIER_PATTERN)
+_INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+
+class _QuietMalformedRequests(logging.Filter):
+    """aiohttp answers a malformed request with 400 and logs its traceback: the client's fault, not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], HttpProcessingError))
+
+
+logging.getLogger("aiohttp.server").addFilter(_QuietMalformedRequests())
+_log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
     """An error the Invoke API itself returns (not a function error)."""
 
-    def __init__(self, status: int, error_type: str, message: str, **extra: str) -> None:
+    def __init__(self, status: int, error_type: str, message: str, *, close: bool = False, **extra: str) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
         self.message = message
+        self.close = close  # the body was not (fully) read: the connection cannot carry another request
         self.extra = extra
+
+
+def shown(value: str, limit: int = SHOWN_CHARS) -> str:
+    """A hostile value as an error message may quote it: bounded, and printable."""
+    text = value if len(value) <= limit else value[:limit] + f"...({len(value)} chars)"
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
 
 
 def log_tail(log: str, limit: int = LOG_TAIL_BYTES) -> str:
     """``X-Amz-Log-Result``: base64 of the last 4 KB of the invocation's log."""
-    return base64.b64encode(log.encode("utf-8")[-limit:]).decode("ascii")
+    return base64.b64encode(log.encode("utf-8", "replace")[-limit:]).decode("ascii")
 
 
-def parse_function_name(raw: str) -> tuple[str, str | None]:
-    """Name, or full / partial ARN, with an optional ``:qualifier``, as the API accepts them."""
-    name = unquote(raw)
-    if ":function:" in name:
-        name = name.split(":function:", 1)[1]
-    elif name.count(":") == 2:  # 123456789012:function:name style without the marker is invalid anyway
-        name = name.split(":")[-1]
-    function, _, qualifier = name.partition(":")
-    return function, qualifier or None
+def _validation_error(value: str, field: str, constraint: str) -> ApiError:
+    return ApiError(
+        400,
+        "ValidationException",
+        f"1 validation error detected: Value '{shown(value)}' at '{field}' failed to satisfy constraint: {constraint}",
+    )
 
 
-class InvokeApi(ThreadingHTTPServer):
-    """The HTTP server; ``pools`` maps function names to their environments."""
+def parse_function_name(raw: str) -> tuple[str, str | None, str | None, str | None]:
+    """Name, or full / partial ARN, with an optional ``:qualifier``: (name, qualifier, region, account).
 
-    daemon_threads = True
+    The same pattern the service validates against; anything else (``a:b:name``,
+    ``name:``, a name over 170 characters) is a ``ValidationException``.
+    """
+    match = _FUNCTION_NAME.fullmatch(raw)
+    if match is None or not 1 <= len(raw) <= 170:
+        raise _validation_error(
+            raw, "functionName", f"Member must satisfy regular expression pattern: {_FUNCTION_NAME_PATTERN}"
+        )
+    region = match.group(3)[:-1] if match.group(3) else None
+    account = match.group(5)[:-1] if match.group(5) else None
+    return match.group(7), match.group(9), region, account
 
-    def __init__(self, pools: dict[str, EnvironmentPool], host: str = "127.0.0.1", port: int = 0) -> None:
+
+def check_qualifier(raw: str) -> str:
+    """The ``Qualifier`` query parameter: 1-128 characters of ``[a-zA-Z0-9$_-]``."""
+    if not 1 <= len(raw) <= 128:
+        raise _validation_error(raw, "qualifier", "Member must have length between 1 and 128")
+    if _QUALIFIER.fullmatch(raw) is None:
+        raise _validation_error(
+            raw, "qualifier", f"Member must satisfy regular expression pattern: {_QUALIFIER_PATTERN}"
+        )
+    return raw
+
+
+class InvokeApi:
+    """The Invoke API server; ``pools`` maps function names to their environments.
+
+    The listening socket is bound in the constructor (an unusable address
+    raises ``OSError`` there); :meth:`serve_forever` runs the event loop in the
+    calling thread until :meth:`close` (from another thread) or, with
+    ``handle_signals``, SIGTERM / SIGINT.
+    """
+
+    def __init__(
+        self,
+        pools: dict[str, EnvironmentPool],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        shutdown_grace_s: float = SHUTDOWN_GRACE_S,
+        linger_s: float = LINGER_S,
+    ) -> None:
         self.pools = pools
-        self._async_jobs: set[threading.Thread] = set()
-        self._async_lock = threading.Lock()
-        self._closing = threading.Event()
-        super().__init__((host, port), _Handler)
+        self.max_connections = max_connections
+        self.idle_timeout_s = idle_timeout_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self.linger_s = linger_s
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind((host, port))
+            self._sock.listen(max_connections)
+        except BaseException:
+            self._sock.close()
+            raise
+        self._sock.setblocking(False)
+        self.server_address = self._sock.getsockname()
+        workers = sum(pool.max_environments for pool in pools.values()) + 4  # a busy pool still answers 429 promptly
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoke")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._finished = threading.Event()
+        self._closing = False
+        self._in_flight = 0
+        self._async_jobs: set[asyncio.Task[None]] = set()
+        self.refused_connections = 0
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def pool_for(self, raw_name: str, query: str) -> EnvironmentPool:
-        name, qualifier = parse_function_name(raw_name)
-        qualifier = parse_qs(query).get("Qualifier", [qualifier])[0]
+    # -- running -------------------------------------------------------------
+
+    def serve_forever(self, handle_signals: bool = False) -> None:
+        """Serve until :meth:`close` or (``handle_signals``) SIGTERM/SIGINT, then shut down cleanly."""
+        try:
+            asyncio.run(self._serve(handle_signals))
+        finally:
+            self._sock.close()
+            self._executor.shutdown(wait=True)
+            self._ready.set()
+            self._finished.set()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop serving from another thread and wait until every client and environment is done."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+                loop.call_soon_threadsafe(stop.set)
+            self._finished.wait(timeout)
+        else:  # never served: nothing but the socket and the pools to release
+            self._sock.close()
+            self._executor.shutdown(wait=False)
+            for pool in self.pools.values():
+                pool.close()
+
+    def wait_for_async(self, timeout: float = 10.0) -> None:
+        """Let accepted Event invocations finish (tests use it)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._drain_async(timeout), loop)
+        with contextlib.suppress(TimeoutError, RuntimeError):
+            future.result(timeout + 1)
+
+    async def _drain_async(self, timeout: float) -> None:
+        if self._async_jobs:
+            await asyncio.wait(set(self._async_jobs), timeout=timeout)
+
+    async def _serve(self, handle_signals: bool) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._stop.set)
+        app = web.Application(client_max_size=SYNC_PAYLOAD_LIMIT + 1)
+        app.router.add_route("*", "/{tail:.*}", self._handle, expect_handler=self._expect)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            keepalive_timeout=self.idle_timeout_s,  # also closes a connection that never sends a whole request
+            lingering_time=self.linger_s,
+            handle_signals=False,
+        )
+        await runner.setup()
+        factory = runner.server
+        assert factory is not None
+
+        def capped() -> asyncio.Protocol:
+            if len(factory.connections) >= self.max_connections or self._closing:
+                self.refused_connections += 1
+                return _Refused()
+            return factory()
+
+        server = await loop.create_server(capped, sock=self._sock, backlog=self.max_connections)
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown(server, runner)
+
+    async def _shutdown(self, server: asyncio.Server, runner: web.AppRunner) -> None:
+        """Answer or close every client, then end every environment (and its /tmp)."""
+        self._closing = True
+        server.close()  # no new connections
+        factory = runner.server
+        assert factory is not None
+        factory.pre_shutdown()  # idle keep-alive connections close now, busy ones right after their answer
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_grace_s
+        while self._in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if self._in_flight:
+            # Still running: end their environments, so each returns (as a runtime exit) and is answered.
+            await asyncio.gather(
+                *(loop.run_in_executor(None, _terminate, pool) for pool in self.pools.values()),
+                return_exceptions=True,
+            )
+        for job in list(self._async_jobs):
+            job.cancel()
+        await asyncio.gather(*self._async_jobs, return_exceptions=True)
+        await factory.shutdown(5.0)  # answers written; anything still open is closed
+        await runner.cleanup()
+        await loop.run_in_executor(None, self._close_pools)
+        with contextlib.suppress(Exception):
+            await server.wait_closed()
+
+    def _close_pools(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
+
+    # -- requests ------------------------------------------------------------
+
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue``: refuse an oversize body before the client sends it."""
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            return _error_response(ApiError(417, "ExpectationFailed", "Unsupported Expect header", close=True), "")
+        limit = _limit_for(request.headers.get("X-Amz-Invocation-Type", "RequestResponse"))
+        if request.content_length is not None and request.content_length > limit:
+            return _error_response(_too_large(limit, close=True), str(uuid.uuid4()))
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        request_id = str(uuid.uuid4())
+        try:
+            return await self._invoke(request, request_id)
+        except ApiError as error:
+            return _error_response(error, request_id)
+        except Exception:  # noqa: BLE001 - a bug here must still answer in Lambda's shape, the next request in step
+            _log.exception("Invoke API failed on request %s", request_id)
+            error = ApiError(500, "ServiceException", "The local Invoke API failed; see its log", Type="Service")
+            return _error_response(error, request_id)
+
+    async def _invoke(self, request: web.Request, request_id: str) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        if request.method != "POST" or not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
+            raise ApiError(404, "UnknownOperationException", "Unknown operation", Type="User")
+        if self._closing:
+            raise ApiError(503, "ServiceException", "The local Invoke API is shutting down", Type="Service", close=True)
+        pool = self.pool_for(unquote(path[len(_PREFIX) : -len(_SUFFIX)]), request.query)
+        invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if invocation_type not in _INVOCATION_TYPES:
+            raise ApiError(
+                400, "InvalidParameterValueException", f"Unsupported invocation type {shown(invocation_type)}"
+            )
+        body = await _read_body(request, _limit_for(invocation_type))
+        try:
+            if body.strip():
+                parse_json_document(body, "payload")
+        except ValueError as exc:
+            raise ApiError(
+                400,
+                "InvalidRequestContentException",
+                f"Could not parse request body into json: Could not parse payload into json: {shown(str(exc), 200)}",
+            ) from None
+        payload = body if body.strip() else b"{}"
+        client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
+        tenant_id = _tenant_id(request.headers.get("X-Amz-Tenant-Id"))
+        if invocation_type == "DryRun":
+            return web.Response(status=204, headers={"x-amzn-RequestId": request_id})
+        if invocation_type == "Event":
+            self._invoke_async(pool, payload, request_id, client_context, tenant_id)
+            return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
+        loop = asyncio.get_running_loop()
+        self._in_flight += 1
+        try:
+            invocation = await loop.run_in_executor(
+                self._executor,
+                lambda: pool.invoke(payload, request_id=request_id, client_context=client_context, tenant_id=tenant_id),
+            )
+        except TooManyRequestsError:
+            raise ApiError(
+                429, "TooManyRequestsException", "Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded"
+            ) from None
+        except RuntimeError:  # the pool closed under it: the server is shutting down
+            raise ApiError(
+                503, "ServiceException", "The local Invoke API is shutting down", Type="Service", close=True
+            ) from None
+        finally:
+            self._in_flight -= 1
+        return _invocation_response(invocation, request.headers.get("X-Amz-Log-Type") == "Tail")
+
+    def pool_for(self, raw_name: str, query: Any) -> EnvironmentPool:
+        """The function's pool, after the checks the service makes on the name, ARN and qualifier."""
+        name, qualifier, region, account = parse_function_name(raw_name)
+        if "Qualifier" in query:
+            from_query = check_qualifier(query.get("Qualifier", ""))
+            if qualifier is not None and qualifier != from_query:
+                raise ApiError(
+                    400,
+                    "InvalidParameterValueException",
+                    "The derived qualifier from the function name does not match the specified qualifier.",
+                )
+            qualifier = from_query
         pool = self.pools.get(name)
+        home_region = pool.config.region if pool else next(iter(self.pools.values())).config.region
+        if region is not None and region != home_region:
+            raise ApiError(
+                404,
+                "ResourceNotFoundException",
+                f"Functions from '{region}' are not reachable in this region ('{home_region}')",
+                Type="User",
+            )
+        arn = f"arn:aws:lambda:{home_region}:{account or ACCOUNT_ID}:function:{name}"
+        if account is not None and account != ACCOUNT_ID:
+            raise ApiError(
+                403,
+                "AccessDeniedException",
+                f"User: arn:aws:iam::{ACCOUNT_ID}:user/local is not authorized to perform: "
+                f"lambda:InvokeFunction on resource: {arn} because no resource-based policy allows "
+                "the lambda:InvokeFunction action",
+                Type="User",
+            )
         if pool is None or qualifier not in (None, "$LATEST"):
-            arn = pool.config.arn if pool else f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
             suffix = f":{qualifier}" if qualifier else ""
             raise ApiError(404, "ResourceNotFoundException", f"Function not found: {arn}{suffix}", Type="User")
         return pool
 
-    def invoke_async(self, pool: EnvironmentPool, payload: bytes, request_id: str) -> None:
+    def _invoke_async(
+        self, pool: EnvironmentPool, payload: bytes, request_id: str, client_context: Any, tenant_id: str | None
+    ) -> None:
         """Event invocations run after the 202, queued until an environment is free."""
+        loop = asyncio.get_running_loop()
 
-        def run() -> None:
-            try:
-                while not self._closing.is_set():
-                    try:
-                        pool.invoke(payload, request_id=request_id)
-                        return
-                    except TooManyRequestsError:
-                        self._closing.wait(0.05)
-                    except RuntimeError:  # pool closed while queued
-                        return
-            finally:
-                with self._async_lock:
-                    self._async_jobs.discard(threading.current_thread())
+        async def run() -> None:
+            while not self._closing:
+                self._in_flight += 1
+                try:
+                    await loop.run_in_executor(
+                        self._executor,
+                        lambda: pool.invoke(
+                            payload, request_id=request_id, client_context=client_context, tenant_id=tenant_id
+                        ),
+                    )
+                    return
+                except TooManyRequestsError:
+                    pass
+                except RuntimeError:  # pool closed while queued
+                    return
+                finally:
+                    self._in_flight -= 1
+                await asyncio.sleep(0.05)
 
-        thread = threading.Thread(target=run, daemon=True, name=f"event-{request_id}")
-        with self._async_lock:
-            self._async_jobs.add(thread)
-        thread.start()
-
-    def wait_for_async(self, timeout: float = 10.0) -> None:
-        """Let queued Event invocations finish (tests and shutdown use it)."""
-        with self._async_lock:
-            jobs = list(self._async_jobs)
-        for job in jobs:
-            job.join(timeout)
-
-    def close(self) -> None:
-        """Stop serving (call from another thread than ``serve_forever``), then end every environment."""
-        self.shutdown()
-        self.release()
-
-    def release(self) -> None:
-        """Close the socket, let queued Event invocations finish briefly, end every environment."""
-        self.server_close()
-        self._closing.set()
-        self.wait_for_async(timeout=5)
-        for pool in self.pools.values():
-            pool.close()
+        job = loop.create_task(run(), name=f"event-{request_id}")
+        self._async_jobs.add(job)
+        job.add_done_callback(self._async_jobs.discard)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: InvokeApi
-    protocol_version = "HTTP/1.1"
+def _terminate(pool: EnvironmentPool) -> None:
+    """Shutdown: end busy environments too (their invocations return as runtime exits)."""
+    pool.terminate()
 
-    def setup(self) -> None:
-        """No Nagle: headers and body go out as separate writes, and delayed ACKs would add 40 ms."""
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the platform lines on stderr already say what ran."""
+def _limit_for(invocation_type: str) -> int:
+    return ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
 
-    def _send_api_error(self, error: ApiError, request_id: str) -> None:
-        body = {"Type": error.extra.get("Type", "User"), "message": error.message, **error.extra}
-        headers = {
-            "Content-Type": "application/json",
-            "x-amzn-ErrorType": error.error_type,
-            "x-amzn-RequestId": request_id,
-        }
-        self._send(error.status, json.dumps(body).encode("utf-8"), headers)
+def _too_large(limit: int, close: bool = False) -> ApiError:
+    return ApiError(
+        413,
+        "RequestEntityTooLargeException",
+        f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+        close=close,
+    )
 
-    def _read_body(self, limit: int) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > limit:
-            remaining = length
-            while remaining > 0:  # drain, so the client reads our 413 instead of a reset
-                chunk = self.rfile.read(min(remaining, 1 << 16))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-            raise ApiError(
-                413,
-                "RequestEntityTooLargeException",
-                f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
-            )
-        return self.rfile.read(length) if length else b""
 
-    def do_POST(self) -> None:
-        request_id = str(uuid.uuid4())
-        parts = urlsplit(self.path)
-        try:
-            if not (parts.path.startswith(_PREFIX) and parts.path.endswith(_SUFFIX)):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                raise ApiError(404, "UnknownOperationException", "Unknown operation", Type="User")
-            pool = self.server.pool_for(parts.path[len(_PREFIX) : -len(_SUFFIX)], parts.query)
-            invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-            if invocation_type not in ("RequestResponse", "Event", "DryRun"):
-                raise ApiError(400, "InvalidParameterValueException", f"Unsupported invocation type {invocation_type}")
-            body = self._read_body(ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT)
-            payload = body if body.strip() else b"{}"
-            try:
-                json.loads(payload)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ApiError(
-                    400,
-                    "InvalidRequestContentException",
-                    f"Could not parse request body into json: Could not parse payload into json: {exc}",
-                ) from None
-            client_context = self._client_context()
-            if invocation_type == "DryRun":
-                self._send(204, headers={"x-amzn-RequestId": request_id})
-                return
-            if invocation_type == "Event":
-                self.server.invoke_async(pool, payload, request_id)
-                self._send(202, headers={"x-amzn-RequestId": request_id})
-                return
-            try:
-                invocation = pool.invoke(payload, request_id=request_id, client_context=client_context)
-            except TooManyRequestsError:
-                raise ApiError(
-                    429, "TooManyRequestsException", "Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded"
-                ) from None
-            self._send_invocation(invocation)
-        except ApiError as error:
-            self._send_api_error(error, request_id)
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or an ApiError before more than ``limit`` bytes are held.
 
-    def _client_context(self) -> Any:
-        raw = self.headers.get("X-Amz-Client-Context")
-        if not raw:
-            return None
-        try:
-            return json.loads(base64.b64decode(raw, validate=True))
-        except (binascii.Error, ValueError) as exc:
-            raise ApiError(
-                400, "InvalidRequestContentException", f"Client context must be base64 JSON: {exc}"
-            ) from None
+    A declared length over the limit is refused unread (aiohttp discards the
+    rest for a bounded time, then closes); a chunked body is read until it
+    passes the limit, then the connection is closed. A body cut short by the
+    client never reaches an environment.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    try:
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(limit, close=True)
+    except (HttpProcessingError, ConnectionError, asyncio.IncompleteReadError) as exc:
+        raise ApiError(400, "InvalidRequestContentException", f"Incomplete request body: {exc}", close=True) from None
+    return bytes(body)
 
-    def _send_invocation(self, invocation: Invocation) -> None:
-        headers = {
-            "Content-Type": "application/json",
-            "X-Amz-Executed-Version": "$LATEST",
-            "x-amzn-RequestId": invocation.request_id,
-        }
-        if invocation.function_error:
-            headers["X-Amz-Function-Error"] = "Unhandled"
-        if self.headers.get("X-Amz-Log-Type") == "Tail":
-            headers["X-Amz-Log-Result"] = log_tail(invocation.log)
-        self._send(HTTPStatus.OK, invocation.payload, headers)
+
+# Invoke's TenantId parameter (tenant isolation mode): 1-256 characters of this set.
+_TENANT_ID = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")
+
+
+def _tenant_id(raw: str | None) -> str | None:
+    """``X-Amz-Tenant-Id``, which the runtime hands the handler as ``context.tenant_id``."""
+    if raw is None:
+        return None
+    if not _TENANT_ID.fullmatch(raw):
+        raise ApiError(400, "InvalidParameterValueException", f"Invalid tenant id {shown(raw)}")
+    return raw
+
+
+def _client_context(raw: str | None) -> dict[str, Any] | None:
+    """``X-Amz-Client-Context``: base64 of a JSON object, at most 3583 characters."""
+    if not raw:
+        return None
+    if len(raw) > CLIENT_CONTEXT_LIMIT:
+        raise ApiError(
+            400,
+            "InvalidRequestContentException",
+            f"Client context must be at most {CLIENT_CONTEXT_LIMIT} bytes of base64, got {len(raw)}",
+        )
+    try:
+        value = parse_json_document(base64.b64decode(raw, validate=True), "client context")
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(
+            400,
+            "InvalidRequestContentException",
+            f"Client context must be a valid Base64-encoded JSON object: {shown(str(exc), 200)}",
+        ) from None
+    if not isinstance(value, dict):
+        raise ApiError(
+            400,
+            "InvalidRequestContentException",
+            f"Client context must be a valid Base64-encoded JSON object, got a JSON {type(value).__name__}",
+        )
+    return value
+
+
+def _error_response(error: ApiError, request_id: str) -> web.Response:
+    body = {"Type": error.extra.get("Type", "User"), "message": error.message, **error.extra}
+    response = web.Response(
+        status=error.status,
+        body=json.dumps(body).encode("utf-8"),
+        content_type="application/json",
+        headers={"x-amzn-ErrorType": error.error_type, "x-amzn-RequestId": request_id},
+    )
+    if error.close:
+        response.force_close()
+    return response
+
+
+def _invocation_response(invocation: Invocation, tail: bool) -> web.Response:
+    headers = {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": invocation.request_id}
+    if invocation.function_error:
+        headers["X-Amz-Function-Error"] = "Unhandled"
+    if tail:
+        headers["X-Amz-Log-Result"] = log_tail(invocation.log)
+    return web.Response(status=200, body=invocation.payload, content_type="application/json", headers=headers)
+
+
+class _Refused(asyncio.Protocol):
+    """Over the connection cap: one 503 (which boto3 retries) and the connection is closed."""
+
+    _BODY = json.dumps({"Type": "Service", "message": "Too many open connections"}).encode()
+    _ANSWER = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        b"x-amzn-ErrorType: ServiceException\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
+    )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(self._ANSWER)
+        transport.close()
 
 
 @contextlib.contextmanager
-def running_api(pools: dict[str, EnvironmentPool], host: str = "127.0.0.1", port: int = 0) -> Iterator[InvokeApi]:
+def running_api(
+    pools: dict[str, EnvironmentPool], host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> Iterator[InvokeApi]:
     """Serve in a background thread for the duration of a ``with`` block."""
-    server = InvokeApi(pools, host, port)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name="invoke-api")
+    server = InvokeApi(pools, host, port, **options)
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="invoke-api")
     thread.start()
+    server._ready.wait(10)
     try:
         yield server
     finally:
         server.close()
-        thread.join(timeout=5)
+        thread.join(timeout=30)

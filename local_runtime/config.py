@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from local_runtime.lambda_python import LAMBDA_PYTHON, LAYER_DIR, RUNTIME_DIR
+from local_runtime.strict_json import parse_json_document, read_bounded
 
 MIN_TIMEOUT_S = 0.1  # real Lambda's minimum is 1 s; fractions keep local tests fast
 MAX_TIMEOUT_S = 900.0
@@ -26,6 +27,7 @@ MAX_MEMORY_MB = 10_240
 INIT_TIMEOUT_S = 10.0  # on-demand init phase limit
 RUNTIMES = ("python3.13", "provided.al2023")  # provided.al2023: an executable ``bootstrap`` in the task root
 ACCOUNT_ID = "123456789012"
+ENV_FILE_LIMIT = 1 << 20  # .env and --env-vars files: Lambda allows 4 KB of variables in all
 
 # Variables a real execution environment never inherits from anywhere; with
 # ``clean_env`` only these host variables survive (credentials and what the
@@ -141,11 +143,38 @@ def process_environment(
 
 
 def _as_env_value(name: str, value: Any) -> str:
+    check_env_name(name)
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise ConfigurationError(f"environment variable {name} must be a string, number or boolean")
+        text = "true" if value else "false"
+    elif isinstance(value, str | int | float):
+        text = str(value)
+    else:
+        raise ConfigurationError(f"environment variable {name} must be a string, number or boolean")
+    return check_env_value(name, text)
+
+
+def check_env_name(name: str) -> str:
+    """A name a process environment can hold: not empty, no ``=``, no NUL, encodable."""
+    if not name or "=" in name or "\0" in name or not _encodable(name):
+        raise ConfigurationError(
+            f"environment variable name {json.dumps(name[:40])} is not usable (empty, '=', NUL or a lone surrogate)"
+        )
+    return name
+
+
+def check_env_value(name: str, value: str) -> str:
+    """A value a process environment can hold: no NUL, encodable."""
+    if "\0" in value or not _encodable(value):
+        raise ConfigurationError(f"environment variable {name} holds a NUL byte or a lone surrogate")
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8", "surrogateescape")  # what os.environ will do with it
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def load_env_vars_file(path: str | Path, function_name: str) -> dict[str, str]:
@@ -156,8 +185,8 @@ def load_env_vars_file(path: str | Path, function_name: str) -> dict[str, str]:
     write first.
     """
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        data = parse_json_document(read_bounded(path, ENV_FILE_LIMIT, "the file"), "the file")
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, too deep, too big, not a plain file
         raise ConfigurationError(f"cannot read env vars file {str(path)!r}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"env vars file {str(path)!r} must hold a JSON object")

@@ -79,6 +79,18 @@ class EnvironmentPool:
         for env in idle:
             env.shutdown()
 
+    def terminate(self) -> None:
+        """Close, and end busy environments too, so their invocations return now (server shutdown).
+
+        Each busy invocation then returns as a runtime exit and its environment's
+        files are removed when it is released.
+        """
+        self.close()
+        with self._lock:
+            busy = list(self._busy)
+        for env in busy:
+            env.shutdown()
+
     def __enter__(self) -> EnvironmentPool:
         return self
 

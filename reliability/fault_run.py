@@ -343,7 +343,7 @@ class FaultHarness:
         text = self.direct.get_object(Bucket=self.bucket, Key=manifest_key)["Body"].read().decode("utf-8")
         keys: list[str] = []
         malformed = 0
-        for line in text.splitlines():
+        for line in text.split("\n")[:-1]:  # JSON Lines end with "\n"; only "\n" ends a line
             try:
                 entry = json.loads(line)
                 ok = isinstance(entry, dict) and isinstance(entry.get("url"), str) and isinstance(entry.get("key"), str)

@@ -260,7 +260,7 @@ def _invoke(client: Any, s3: Any, bucket: str, prefix: str, expected: set[str]) 
     body = json.loads(payload["body"])
     key = body["manifest_key"]
     text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-    keys = [json.loads(line)["key"] for line in text.splitlines()]
+    keys = [json.loads(line)["key"] for line in text.split("\n") if line]
     if len(keys) != len(set(keys)) or set(keys) != expected or body["count"] != len(expected):
         return Call(prefix, seconds, False, f"{key}: {len(keys)} lines, {len(set(keys) ^ expected)} differ", key)
     return Call(prefix, seconds, True, manifest_key=key)

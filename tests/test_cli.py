@@ -56,7 +56,7 @@ def test_seed_then_invoke_round_trip(cli_env, s3, bucket):
     assert invoked.returncode == 0, invoked.stderr
     body = json.loads(json.loads(invoked.stdout)["body"])
     assert body["count"] == 7
-    lines = requests.get(body["manifest_url"], timeout=10).text.splitlines()
+    lines = requests.get(body["manifest_url"], timeout=10).text.split("\n")[:-1]
     assert len(lines) == 7
 
 

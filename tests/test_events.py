@@ -200,7 +200,7 @@ def test_handler_builds_the_manifest_from_s3_notification_records(load_handler, 
 
     body = body_of(module.handler({"Records": records}, context_factory()))
 
-    lines = [json.loads(line) for line in requests.get(body["manifest_url"], timeout=10).text.splitlines()]
+    lines = [json.loads(line) for line in requests.get(body["manifest_url"], timeout=10).text.split("\n") if line]
     assert sorted(line["key"] for line in lines) == sorted(keys)
     for line in lines:
         assert requests.get(line["url"], timeout=10).content == f"%PDF- {line['key']}".encode()

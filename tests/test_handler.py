@@ -33,7 +33,7 @@ def invoke(module: Any, context: Any, event: dict[str, Any] | None = None) -> di
 def manifest_lines(body: dict[str, Any]) -> list[dict[str, str]]:
     response = requests.get(body["manifest_url"], timeout=10)
     response.raise_for_status()
-    return [json.loads(line) for line in response.text.splitlines()]
+    return [json.loads(line) for line in response.text.split("\n") if line]
 
 
 def put(s3: Any, bucket: str, key: str, body: bytes | None = None) -> bytes:
@@ -301,9 +301,22 @@ def test_handler_urls_are_byte_identical_to_botocores(load_handler, context_fact
         assert line["url"] == expected, line["key"]
 
 
+LINE_BREAKS_JSON_KEEPS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
 @settings(max_examples=300, deadline=None)
-@given(key=st.text(min_size=1), url=st.text())
-def test_manifest_line_equals_json_dumps(key, url):
+@given(
+    key=st.text(min_size=1) | st.text(st.sampled_from('a\u2028\u2029\x85\n\r\x0b\x1c"\\'), min_size=1),
+    url=st.text(),
+)
+def test_manifest_line_equals_json_dumps_and_is_one_line_for_any_reader(key, url):
     import lambda_function
 
-    assert lambda_function._manifest_line(key, url) == json.dumps({"key": key, "url": url}, ensure_ascii=False) + "\n"
+    line = lambda_function._manifest_line(key, url)
+
+    expected = json.dumps({"key": key, "url": url}, ensure_ascii=False)
+    for raw, escaped in LINE_BREAKS_JSON_KEEPS.items():
+        expected = expected.replace(raw, escaped)  # json.dumps leaves them raw: same value, escaped
+    assert line == expected + "\n"
+    assert json.loads(line) == {"key": key, "url": url}
+    assert line.splitlines() == [line[:-1]]  # str.splitlines() sees exactly one line

@@ -196,6 +196,21 @@ def test_client_context_reaches_the_handler(client):
     assert result["context"]["client_context_custom"] == {"tenant": "acme"}
 
 
+@pytest.mark.parametrize(
+    ("header", "status", "tenant"), [("acme-eu:team/1", 200, "acme-eu:team/1"), ("a;b", 400, None)]
+)
+def test_tenant_id_header_reaches_the_handler_or_is_refused(api, header, status, tenant):
+    url = f"{api.url}/2015-03-31/functions/whoami/invocations"
+
+    response = requests.post(url, data=b"{}", headers={"X-Amz-Tenant-Id": header}, timeout=30)
+
+    assert response.status_code == status
+    if status == 200:
+        assert response.json()["context"]["tenant_id"] == tenant
+    else:
+        assert response.headers["x-amzn-ErrorType"].startswith("InvalidParameterValueException")
+
+
 def test_concurrent_requests_get_their_own_environments(api, logs):
     results: list[Any] = []
 

@@ -78,7 +78,7 @@ def fetch_all(urls: list[str]) -> list[requests.Response]:
 
 
 def manifest_lines(manifest: requests.Response) -> list[dict[str, str]]:
-    return [json.loads(line) for line in manifest.text.splitlines()]
+    return [json.loads(line) for line in manifest.text.split("\n") if line]
 
 
 def query(url: str) -> dict[str, str]:

@@ -1,0 +1,262 @@
+"""Hostile input to the command-line tools (issue 14): one line on stderr, exit status 2, nothing done.
+
+Each case here used to end in a Python traceback (exit 1), a hang (a FIFO as
+``--event`` or ``--env-file``), or unbounded memory (``/dev/zero``, a 125 MB
+event), or, for seed.py, in uploads made before the failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def run(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env={**os.environ, "S3_ENDPOINT_URL": "http://127.0.0.1:1", **(env or {})},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert TRACEBACK not in done.stderr, done.stderr[-2000:]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
+    assert len(done.stderr) < 600, done.stderr[:600]
+    assert done.stdout == ""
+    for needle in needles:
+        assert needle in done.stderr
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "deep.json").write_text("[" * 1000 + "]" * 1000)
+    (tmp_path / "big.json").write_text(json.dumps({"x": "y" * (6 << 20)}))
+    (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf{"a": 1}')
+    (tmp_path / "nul.env").write_bytes(b"A=1\nB=x\x00y\n")
+    (tmp_path / "latin1.env").write_bytes(b"A=1\nB=caf\xe9\n")
+    (tmp_path / "huge-int.json").write_text('{"B": ' + "1" * 5000 + "}")
+    (tmp_path / "huge-float.json").write_text('{"B": 1e999}')
+    (tmp_path / "eq.json").write_text('{"A=B": "1"}')
+    (tmp_path / "nul-name.json").write_text('{"A\\u0000B": "1"}')
+    (tmp_path / "surrogate-name.json").write_text('{"A\\ud800": "1"}')
+    (tmp_path / "surrogate-value.json").write_text('{"A": "\\udfff"}')
+    (tmp_path / "nul-value.json").write_text('{"A": "x\\u0000"}')
+    (tmp_path / "dir").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--event", "@deep.json"], "deeper"),
+        (["--event", "/dev/zero"], "not a regular file"),
+        (["--event", "@fifo"], "FIFO"),
+        (["--event", "@dir"], "directory"),
+        (["--event", "@big.json"], "6291456"),
+        (["--event", "@bom.json"], "byte order mark"),
+        (["--env-file", "@fifo"], "FIFO"),
+        (["--env-file", "/dev/zero"], "not a regular file"),
+        (["--env-file", "@dir"], "directory"),
+        (["--env-file", "@nul.env"], "NUL"),
+        (["--env-file", "@latin1.env"], "line 2 is not UTF-8"),
+        (["--env-vars", "@huge-int.json"], "env vars file"),
+        (["--env-vars", "@eq.json"], "name"),
+        (["--env-vars", "@nul-name.json"], "name"),
+        (["--env-vars", "@surrogate-name.json"], "name"),
+        (["--env-vars", "@surrogate-value.json"], "surrogate"),
+        (["--env-vars", "@nul-value.json"], "NUL"),
+        (["--env-vars", "@fifo"], "FIFO"),
+        (["--function-name", "a=b\x01"], "function name"),
+        (["--handler", "has space.handler"], "handler"),
+        (["--region", "us-east-1\x1b[31m"], "region"),
+        (["--timeout", "nan"], "timeout"),
+        (["--repeat", "many"], "--repeat"),
+        (["serve", "--port", "99999"], "65535"),
+        (["serve", "--port", "-1"], "65535"),
+        (["serve", "--host", "256.256.256.256", "--port", "0"], "cannot listen"),
+    ],
+)
+def test_invoke_py_answers_hostile_input_with_one_line_and_status_2(files, args, needle):
+    resolved = [str(files / a[1:]) if a.startswith("@") else a for a in args]
+    if "--env-file" not in resolved:
+        resolved += ["--env-file", os.devnull]  # never the developer's own .env
+
+    done = run("invoke.py", *resolved, env={"TMPDIR": str(files)}, timeout=60)
+
+    assert_one_line_error(done, needle)
+
+
+def test_invoke_py_refuses_an_event_over_6_mb_on_stdin(tmp_path):
+    big = json.dumps({"x": "y" * (6 << 20)})
+    done = subprocess.run(
+        [sys.executable, "invoke.py", "--event", "-", "--env-file", os.devnull],
+        cwd=ROOT,
+        env={**os.environ, "S3_ENDPOINT_URL": "http://127.0.0.1:1"},
+        input=big,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert_one_line_error(done, "6291456")
+
+
+# --- seed.py ---------------------------------------------------------------------
+
+
+def seed(tmp_path: Path, endpoint: str, bucket: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(
+        "seed.py",
+        "--bucket",
+        bucket,
+        "--endpoint-url",
+        endpoint,
+        "--quiet",
+        "--env-file",
+        os.devnull,
+        *args,
+        env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "TMPDIR": str(tmp_path)},
+    )
+
+
+def objects(s3: Any, bucket: str) -> list[str]:
+    return [obj["Key"] for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    tree = tmp_path / "source"
+    (tree / "sub").mkdir(parents=True)
+    for name in ("a.pdf", "b.pdf", "sub/c.pdf"):
+        (tree / name).write_bytes(b"%PDF-1.4 " + name.encode())
+    return tree
+
+
+def test_seed_refuses_a_file_link_out_of_the_tree_before_uploading_anything(source, tmp_path, s3_endpoint, s3, bucket):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the bucket")
+    (source / "z-link.pdf").symlink_to(secret)
+    (source / "inside.pdf").symlink_to(source / "a.pdf")  # a link that stays in the tree is fine
+
+    done = seed(tmp_path, s3_endpoint, bucket, "--source-dir", str(source))
+
+    assert_one_line_error(done, "links out of the source directory")
+    assert objects(s3, bucket) == []
+
+
+def test_seed_refuses_a_directory_link_out_of_the_tree(source, tmp_path, s3_endpoint, s3, bucket):
+    (source / "elsewhere").symlink_to(tmp_path)
+
+    done = seed(tmp_path, s3_endpoint, bucket, "--source-dir", str(source))
+
+    assert_one_line_error(done, "links out of the source directory")
+    assert objects(s3, bucket) == []
+
+
+def test_seed_refuses_a_non_utf8_file_name_before_uploading_anything(source, tmp_path, s3_endpoint, s3, bucket):
+    os.close(os.open(os.fsencode(source) + b"/zz-caf\xe9.pdf", os.O_CREAT | os.O_WRONLY))
+
+    done = seed(tmp_path, s3_endpoint, bucket, "--source-dir", str(source))
+
+    assert_one_line_error(done, "not UTF-8")
+    assert objects(s3, bucket) == []
+
+
+def test_seed_refuses_a_fifo_in_the_tree_before_uploading_anything(source, tmp_path, s3_endpoint, s3, bucket):
+    os.mkfifo(source / "zz.pdf")
+
+    done = seed(tmp_path, s3_endpoint, bucket, "--source-dir", str(source))
+
+    assert_one_line_error(done, "not a regular file")
+    assert objects(s3, bucket) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_seed_refuses_an_unreadable_file_before_uploading_anything(source, tmp_path, s3_endpoint, s3, bucket):
+    locked = source / "zz.pdf"
+    locked.write_bytes(b"%PDF-")
+    locked.chmod(0)
+
+    done = seed(tmp_path, s3_endpoint, bucket, "--source-dir", str(source))
+
+    assert_one_line_error(done, "cannot read")
+    assert objects(s3, bucket) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--endpoint-url", "http://[::1"], "is not a URL"),
+        (["--endpoint-url", "http://127.0.0.1:99999"], "is not a URL"),
+        (["--bucket", "Not_A_Bucket"], "bucket name"),
+        (["--bucket", "ab"], "bucket name"),
+        (["--bucket", "192.168.0.1"], "bucket name"),
+        (["--prefix", "\udc80/"], "prefix"),
+    ],
+)
+def test_seed_names_a_bad_endpoint_bucket_or_prefix_instead_of_blaming_the_network(tmp_path, s3_endpoint, args, needle):
+    done = seed(tmp_path, s3_endpoint, "fine-bucket", *args)
+
+    assert_one_line_error(done, needle)
+    assert "cannot reach S3" not in done.stderr
+
+
+def test_seed_hashes_and_uploads_files_without_holding_them_in_memory(tmp_path):
+    import tracemalloc
+
+    import seed as seed_module
+
+    sparse = tmp_path / "big.pdf"
+    with sparse.open("wb") as stream:
+        stream.truncate(256 << 20)
+    item = seed_module.directory_items("p/", tmp_path)[0]
+    sent: list[Any] = []
+
+    class Client:
+        def put_object(self, **kwargs: Any) -> None:
+            sent.append(type(kwargs["Body"]))
+
+    tracemalloc.start()
+    try:
+        etag = item.etag
+        seed_module.upload(Client(), "bucket", [item], workers=1, progress=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert item.body is None and etag.startswith('"')
+    assert peak < 16 << 20, peak
+    assert sent and sent[0] is not bytes
+
+
+def test_seed_names_the_key_s3_refused(tmp_path, source):
+    import boto3
+    from botocore.stub import Stubber
+
+    import seed as seed_module
+
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    items = seed_module.directory_items("2026/04/", source)
+    with Stubber(client) as stubber:
+        stubber.add_client_error("put_object", service_error_code="AccessDenied", service_message="Access Denied")
+        with pytest.raises(seed_module.UploadError, match=r"s3://bucket/2026/04/a\.pdf: AccessDenied"):
+            seed_module.upload(client, "bucket", items[:1], workers=1, progress=False)
