@@ -235,19 +235,21 @@ class ExecutionEnvironment:
 
     def _next_event(self, deadline: float) -> RuntimeEvent | None:
         """The runtime's next move; ``exit`` once the process is gone, None at the deadline."""
-        assert self._api is not None and self._process is not None
+        # Held here: a shutdown from another thread (server stopping) drops self._api.
+        api, process = self._api, self._process
+        assert api is not None and process is not None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             self._sample_memory()  # sampled while it runs: a crash leaves no /proc entry to read after
             try:
-                return self._api.events.get(timeout=min(remaining, _POLL_S))
+                return api.events.get(timeout=min(remaining, _POLL_S))
             except queue.Empty:
                 pass
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 try:  # anything it posted before exiting is already queued
-                    return self._api.events.get_nowait()
+                    return api.events.get_nowait()
                 except queue.Empty:
                     return RuntimeEvent("exit")
 

@@ -565,7 +565,7 @@ def test_make_serve_takes_port_as_one_value(recording_make: Any) -> None:
     done = recording_make("serve", "PORT=0 --host 0.0.0.0")
 
     assert done.returncode != 0
-    assert "invalid int value: '0 --host 0.0.0.0'" in done.stderr
+    assert "argument --port: port must be a whole number, got '0 --host 0.0.0.0'" in done.stderr
 
 
 @pytest.mark.parametrize(

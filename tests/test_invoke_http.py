@@ -486,7 +486,7 @@ def test_sigterm_answers_every_client_and_removes_every_environments_files(tmp_p
 
     assert code == 0
     assert len(answers) == 4 and all(a is not None for a in answers), answers
-    assert all(a.status == 200 and a.headers.get("x-amz-function-error") == "Unhandled" for a in answers if a)
+    assert all(a.status == 200 and a.headers.get("x-amz-function-error") == "Unhandled" for a in answers if a), answers
     assert list(tmp_path.glob("lambda-env-*")) == []
     assert idle_closed
 
