@@ -29,8 +29,8 @@ HERE = Path(__file__).resolve().parent
 NEXT_STEPS = """
 Next steps:
   .venv/bin/python demo.py --keep-running      the same, then keep the S3 up to open the URLs yourself
-  .venv/bin/python invoke.py --repeat 3        cold and warm invocations (needs an S3: see README, "The local loop")
-  make help                                    every target, grouped; README.md for the local loop"""
+  make up && make seed && make invoke          the same job against a local S3 that keeps running (README.md)
+  make help                                    every target, grouped"""
 
 
 class DemoError(Exception):
