@@ -358,14 +358,14 @@ def run(argv: list[str]) -> int:
     except ConfigurationError as exc:
         print(f"invoke.py: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"invoke.py: {describe(config, args, template)}", file=sys.stderr, flush=True)
-    warn_about_setup("invoke.py", config, args)
     invocations: list[Invocation] = []
     try:
         pool = EnvironmentPool(config, max_environments=1)
     except LambdaPythonError as exc:
         print(f"invoke.py: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    print(f"invoke.py: {describe(config, args, template)}", file=sys.stderr, flush=True)
+    warn_about_setup("invoke.py", config, args)
     with pool:
         for _ in range(args.repeat):
             invocation = pool.invoke(payload)
