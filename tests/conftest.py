@@ -113,3 +113,18 @@ def context_factory() -> Callable[..., Any]:
         return make_context(**settings)
 
     return factory
+
+
+class Captured(list[str]):
+    """A log sink for EnvironmentPool that keeps every line, for asserting on platform output."""
+
+    def __call__(self, line: str) -> None:
+        self.append(line)
+
+    def starts(self) -> int:
+        return sum(line.startswith("START RequestId") for line in self)
+
+
+@pytest.fixture
+def sink() -> Captured:
+    return Captured()

@@ -14,28 +14,25 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.chromium import CHROMEDRIVER, CHROMIUM, MISSING, start_chromium
 from tests.conftest import ROOT
 from tests.local_sandbox import Sandbox, json_document
 from tests.verifying_s3 import locate_binary
 
 pytestmark = [pytest.mark.browser, pytest.mark.s3verify]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 if CHROMIUM is None or CHROMEDRIVER is None:
-    pytest.skip("chromium / chromedriver not installed (make docs-deps)", allow_module_level=True)
+    pytest.skip(MISSING, allow_module_level=True)
 locate_binary(module_level=True)
 
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -46,16 +43,7 @@ SECRET_KEY = "console-tester-secret-5f1c"  # a throwaway loopback test secret
 BUCKET = "console-reports"
 PREFIX = "2026/04/"
 SEEDED = 25  # seed.py's default count: report-0001.pdf ... report-0025.PDF, plus 3 decoys
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
+FLAGS = [  # beyond tests/chromium.py's
     "--no-proxy-server",
     # Every host but 127.0.0.1 fails to resolve: nothing else can load, even by mistake.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
@@ -140,14 +128,7 @@ class Console:
 @pytest.fixture(scope="module")
 def console(loop: tuple[Sandbox, dict[str, Any]]) -> Iterator[Console]:
     box, _ = loop
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM  # type: ignore[assignment]
-    for flag in FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="console-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver, profile = start_chromium("console-chromium-", *FLAGS)
     try:
         yield Console(driver, box)
     finally:

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from local_runtime.api_server import InvokeApi, running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Captured
 
 FIXTURES = "tests.fixtures.handlers"
 FUNCTIONS = {
@@ -39,11 +39,6 @@ FUNCTIONS = {
     "chatty": {},
     "exiting": {},
 }
-
-
-class Captured(list[str]):
-    def __call__(self, line: str) -> None:
-        self.append(line)
 
 
 @pytest.fixture

@@ -43,20 +43,12 @@ from hypothesis import strategies as st
 from local_runtime.api_server import ASYNC_PAYLOAD_LIMIT, InvokeApi, running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Captured
 
 FIXTURES = "tests.fixtures.handlers"
 EXAMPLES = int(os.environ.get("FUZZ_HTTP_EXAMPLES") or 15)
 DERANDOMIZE = os.environ.get("FUZZ_DERANDOMIZE", "1") == "1"  # make test: the same sequences every run
 PATH = "/2015-03-31/functions/{}/invocations"
-
-
-class Captured(list[str]):
-    def __call__(self, line: str) -> None:
-        self.append(line)
-
-    def starts(self) -> int:
-        return sum(line.startswith("START RequestId") for line in self)
 
 
 @pytest.fixture(scope="module")

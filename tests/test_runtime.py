@@ -23,7 +23,7 @@ from local_runtime import logs
 from local_runtime.config import ConfigurationError, FunctionConfig, load_env_vars_file
 from local_runtime.events import load_event, sample_events
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Captured
 
 FIXTURES = "tests.fixtures.handlers"
 RESERVED = (
@@ -48,18 +48,6 @@ REPORT = re.compile(
     r"(\tStatus: (?P<status>\w+)(\tError Type: (?P<error>[\w.]+))?)?$",
     re.MULTILINE,
 )
-
-
-class Captured(list[str]):
-    """A log sink that keeps every line, for asserting on platform output."""
-
-    def __call__(self, line: str) -> None:
-        self.append(line)
-
-
-@pytest.fixture
-def sink() -> Captured:
-    return Captured()
 
 
 @pytest.fixture

@@ -29,19 +29,9 @@ from local_runtime.config import FunctionConfig
 from local_runtime.environment import INIT_SLOTS
 from local_runtime.lambda_python import HOME, LAYER_DIR, find_interpreter
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Captured
 
 CASES = "tests.fixtures.ric_cases"
-
-
-class Captured(list[str]):
-    def __call__(self, line: str) -> None:
-        self.append(line)
-
-
-@pytest.fixture
-def sink() -> Captured:
-    return Captured()
 
 
 @pytest.fixture
