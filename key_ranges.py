@@ -116,27 +116,46 @@ def _thin(points: Sequence[str], n: int) -> list[str]:
     return [points[min(len(points) - 1, int(step * (i + 1)) - 1)] for i in range(n)]
 
 
-def divide(space: KeySpace, low: str, high: str, n: int) -> list[str]:
-    """Up to ``n`` cuts strictly between ``low`` and ``high``, evenly spaced as numbers.
+class _Digits:
+    """Keys read as numbers: from position ``start`` on, each character is a digit of a mixed radix.
 
-    Positions from where the two part ways are digits in a mixed radix: at
-    each, 0 means "the key ended" and 1.. the learned characters in order.
-    The cuts are the evenly spaced values between the two, read back as text.
+    At each position, digit 0 means "the key ended" and 1.. the learned
+    characters in order, so the numbers sort as the keys do (ties only past
+    ``depth`` positions, or for characters not learned there).
     """
-    if n <= 0 or not low < high:
-        return []
-    start = _common_length(low, high)
-    alphabets = [
-        space.alphabet(i, *(s[i] for s in (low, high) if i < len(s))) for i in range(start, start + DIVIDE_DEPTH)
-    ]
 
-    def value(text: str) -> int:
+    def __init__(self, space: KeySpace, start: int, depth: int, *keys: str) -> None:
+        self.start = start
+        self.alphabets = [space.alphabet(i, *(k[i] for k in keys if i < len(k))) for i in range(start, start + depth)]
+
+    def value(self, text: str) -> int:
         number = 0
-        for offset, chars in enumerate(alphabets):
-            index = start + offset
+        for offset, chars in enumerate(self.alphabets):
+            index = self.start + offset
             digit = 0 if index >= len(text) else 1 + bisect.bisect_left(chars, text[index])
             number = number * (len(chars) + 1) + digit
         return number
+
+
+def pages_left(space: KeySpace, page_first: str, page_last: str, until: str) -> float:
+    """How many more pages like the last one ``(page_last, until]`` holds, if keys are spread evenly."""
+    if not page_first < page_last < until:
+        return 0.0
+    start = _common_length(page_first, until)
+    depth = min(MAX_POSITIONS, _common_length(page_first, page_last) - start + 3)
+    digits = _Digits(space, start, max(depth, DIVIDE_DEPTH), page_first, page_last, until)
+    first, last, end = (digits.value(k) for k in (page_first, page_last, until))
+    return (end - last) / (last - first) if last > first else float(MAX_POSITIONS)
+
+
+def divide(space: KeySpace, low: str, high: str, n: int) -> list[str]:
+    """Up to ``n`` cuts strictly between ``low`` and ``high``, evenly spaced as numbers (``_Digits``)."""
+    if n <= 0 or not low < high:
+        return []
+    start = _common_length(low, high)
+    digits = _Digits(space, start, DIVIDE_DEPTH, low, high)
+    alphabets = digits.alphabets
+    value = digits.value
 
     def text_of(number: int) -> str:
         digits = []
@@ -264,7 +283,7 @@ class ParallelListing:
                 raise RuntimeError(f"S3 returned a truncated page with no keys after {part.after!r}")
             first = first or keys[0]
             part.after = keys[-1]
-            self._split(part, first)
+            self._split(part, first, keys[0])
 
     def _learn(self, keys: list[str]) -> None:
         if not self._learned_first_page:
@@ -275,15 +294,21 @@ class ParallelListing:
             self.space.learn(keys[0])
             self.space.learn(keys[-1])
 
-    def _split(self, part: KeyRange, first: str) -> None:
-        """Cut the rest of a long range into as many pieces as there are idle LIST slots."""
+    def _split(self, part: KeyRange, first: str, page_first: str) -> None:
+        """Cut the rest of a long range into pieces, at most one per idle LIST slot.
+
+        A bounded rest is cut into about as many pieces as the pages it seems
+        to hold: a range that ends within a page is not split (every range
+        costs a request, and the page that runs past its end is parsed too).
+        """
         idle = self.concurrency - len(self._running) - len(self._waiting)
         if idle <= 0:
             return
         if part.until is None:
             cuts = ladder(self.space, first, part.after, idle)
         else:
-            cuts = divide(self.space, part.after, part.until, idle)
+            pieces = min(idle, int(pages_left(self.space, page_first, part.after, part.until)))
+            cuts = divide(self.space, part.after, part.until, pieces)
         if not cuts:
             return
         ends: list[str | None] = [*cuts[1:], part.until]
