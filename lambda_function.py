@@ -36,6 +36,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 
 from key_ranges import Page, ParallelListing
+from list_parser import ListObjectsV2ParserFactory
 from manifest_upload import MIN_PART_BYTES, ManifestUpload
 from presign import MAX_EXPIRES_IN, S3Presigner
 from scan_request import BadRequest, ScanRequest, parse_allowed_buckets, parse_event
@@ -142,7 +143,9 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 # because each invocation runs its own event loop. Parsing LastModified with
 # dateutil is three quarters of the CPU a listing costs, and the handler never
 # reads it: like the AWS CLI, keep timestamps as the text S3 sent.
+# ListObjectsV2 pages are parsed by list_parser.py: botocore's result, a third of its CPU.
 _CORE_SESSION = aiobotocore.session.get_session()
+_CORE_SESSION.register_component("response_parser_factory", ListObjectsV2ParserFactory())
 _CORE_SESSION.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
 _SESSION = aioboto3.Session(botocore_session=_CORE_SESSION)
 
@@ -161,6 +164,7 @@ PRESIGNER = S3Presigner(
 # Put on the queue after the last key: tells the consumer the listing is done.
 _END_OF_LISTING = object()
 CONSUMER_BATCH = 1000
+LIST_PAGE_KEYS = 1000  # S3's most per ListObjectsV2 page; tests lower it to split small key sets
 
 
 # ---------------------------------------------------------------------------
@@ -354,7 +358,7 @@ async def list_pdf_keys(
     queued = 0
 
     async def list_page(start_after: str, by_folder: bool) -> Page:
-        args = {"Bucket": bucket, "Prefix": prefix}
+        args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": LIST_PAGE_KEYS}
         if start_after:
             args["StartAfter"] = start_after
         if by_folder:
