@@ -93,7 +93,7 @@ QUEUE_MAX = _int_setting("QUEUE_MAX", 2000, 1)
 # How many ListObjectsV2 requests run at once. A page of 1,000 keys takes
 # ~0.3 s on S3 and one listing is a chain of pages, so the prefix is listed as
 # key ranges in parallel (key_ranges.py); 1 lists sequentially, in S3's order.
-LIST_CONCURRENCY = _int_setting("LIST_CONCURRENCY", 16, 1, 256)
+LIST_CONCURRENCY = _int_setting("LIST_CONCURRENCY", 32, 1, 256)
 # Events may name a bucket only from this list; by default just BUCKET_NAME.
 ALLOWED_BUCKETS = parse_allowed_buckets(os.environ.get("ALLOWED_BUCKETS", ""), BUCKET_NAME)
 # Stop scanning when less than this is left before the Lambda timeout, so the

@@ -29,7 +29,7 @@ def test_config_defaults(load_handler):
     assert module.PREFIX == "2026/04/"
     assert module.URL_EXPIRY_SECONDS == 900
     assert module.QUEUE_MAX == 2000
-    assert module.LIST_CONCURRENCY == 16
+    assert module.LIST_CONCURRENCY == 32
     assert module.S3_CONFIG.max_pool_connections >= module.LIST_CONCURRENCY  # a connection per concurrent LIST
     assert module.S3_ENDPOINT_URL is None
 

@@ -306,3 +306,23 @@ def test_deadline_stops_every_range(
         asyncio.run(module.build_manifest(request, "late", time_left_ms=time_left_ms))
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="manifests/")
     assert list(lambda_tmp.iterdir()) == []
+
+
+def test_fault_proxy_adds_the_latency_model(s3_endpoint: str, s3: Any, filled_bucket: tuple[str, list[str]]) -> None:
+    """The proxy holds a LIST for the model's LIST time and any other request for its ``other`` time."""
+    import time
+
+    import boto3
+
+    from bench.latency_model import parse
+
+    bucket, _ = filled_bucket
+    with running_proxy(s3_endpoint, latency=parse("list=0.25,other=0.05")) as (_, url):
+        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1", config=s3.meta.config)
+        started = time.perf_counter()
+        assert client.list_objects_v2(Bucket=bucket, Prefix="r/", MaxKeys=1)["KeyCount"] == 1
+        listed = time.perf_counter() - started
+        started = time.perf_counter()
+        client.head_object(Bucket=bucket, Key="r/a000.pdf")
+        headed = time.perf_counter() - started
+    assert listed >= 0.25 and headed >= 0.05
