@@ -326,3 +326,12 @@ def test_fault_proxy_adds_the_latency_model(s3_endpoint: str, s3: Any, filled_bu
         client.head_object(Bucket=bucket, Key="r/a000.pdf")
         headed = time.perf_counter() - started
     assert listed >= 0.25 and headed >= 0.05
+
+
+def test_the_listing_modules_ship_in_the_zip() -> None:
+    """tools/package.py follows the handler's imports: the new modules go into the Lambda zip."""
+    from tools.package import local_modules
+
+    shipped = {path.name for path in local_modules()}
+    assert {"lambda_function.py", "key_ranges.py", "list_parser.py"} <= shipped
+    assert not shipped & {"latency_model.py", "s3_standin.py"}  # bench code stays out
