@@ -314,3 +314,13 @@ def test_open_uploads_are_listed_and_objects_deleted(s3: Any, standin: StandIn) 
     s3.put_object(Bucket="out", Key="manifests/gone.jsonl", Body=b"x")
     s3.delete_object(Bucket="out", Key="manifests/gone.jsonl")
     assert ("out", "manifests/gone.jsonl") not in standin.state.objects
+
+
+def test_listing_report_memory_estimate() -> None:
+    """Lambda's CPU share grows with memory (1 vCPU at 1,769 MB); only the CPU part of a run stretches."""
+    from bench.listing_report import smallest_memory_mb
+
+    assert smallest_memory_mb(cpu_s=100, wall_s=100) == 197  # 100 s of pure CPU fits 898.5 s at ~0.11 vCPU
+    assert smallest_memory_mb(cpu_s=100, wall_s=500) == 355  # waits do not stretch: 400 s of them leave less room
+    assert smallest_memory_mb(cpu_s=10, wall_s=950) is None  # already over the limit with a whole core
+    assert smallest_memory_mb(cpu_s=1, wall_s=1) == 128  # Lambda's floor
