@@ -506,7 +506,7 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, fmt: str = "svg") -> list[Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [r for r in rows if r.get("latency", "off") == "off" and r.get("layout", "flat") == "flat"]
     written: list[Path] = []
-    if not rows:
+    if len({r["keys"] for r in rows}) < 2:  # one size is a point, not a curve: nothing to draw
         return written
     for name, field, ylabel, scale in (
         ("throughput", "keys_per_second", "keys per second", 1),
