@@ -506,7 +506,7 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, fmt: str = "svg") -> list[Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [r for r in rows if r.get("latency", "off") == "off" and r.get("layout", "flat") == "flat"]
     written: list[Path] = []
-    if len({r["keys"] for r in rows}) < 2:  # one size is a point, not a curve: nothing to draw
+    if not rows:
         return written
     for name, field, ylabel, scale in (
         ("throughput", "keys_per_second", "keys per second", 1),
@@ -609,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=float, default=float(os.environ.get("BENCH_TIME_CAP", "60")))
     parser.add_argument("--json", type=Path, default=RESULTS)
     parser.add_argument("--graphs", type=Path, default=GRAPHS)
+    parser.add_argument("--no-graphs", action="store_true", help="skip the zero-latency graphs (one-size runs)")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", help=argparse.SUPPRESS)
@@ -676,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
-    graphs = plot(rows, args.graphs)
+    graphs = [] if args.no_graphs else plot(rows, args.graphs)
     latency_graph = plot_latency(rows, args.json.with_suffix(".svg"))
     graphs += [latency_graph] if latency_graph else []
     print()

@@ -24,12 +24,12 @@ bench: bench-deps ## run the benchmarks (results in bench/results/, graphs in do
 
 bench-listing: bench-deps ## 1M keys, flat+folders, 0 and modelled latency: handler vs sequential LIST vs s5cmd
 	nice -n 10 $(PY) bench/scan_bench.py --sizes 1000000 --layouts flat folders --modes list handler s5cmd \
-	  --latency off published --cap 900 --json $(BENCH_RESULTS)/listing/listing-1m.json --graphs $(BENCH_RESULTS)/listing
+	  --latency off published --cap 900 --json $(BENCH_RESULTS)/listing/listing-1m.json --no-graphs
 	$(PY) bench/listing_report.py --dir $(BENCH_RESULTS)/listing
 
 bench-10m: bench-deps ## 10M PDFs in one invocation under the latency model (peak RSS, /tmp, CPU per PDF)
 	nice -n 10 $(PY) bench/scan_bench.py --sizes 10000000 --layouts flat --modes handler --latency published \
-	  --cap 1800 --json $(BENCH_RESULTS)/listing/listing-10m.json --graphs $(BENCH_RESULTS)/listing
+	  --cap 1800 --json $(BENCH_RESULTS)/listing/listing-10m.json --no-graphs
 	$(PY) bench/listing_report.py --dir $(BENCH_RESULTS)/listing
 
 bench-presign: install ## presigned URLs/s on one core: botocore vs aiobotocore vs presign.py
