@@ -143,6 +143,55 @@ def bars(report: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def scaling(one_m: dict[str, Any], ten_m: dict[str, Any], path: Path) -> Path:
+    """Seconds vs keys under the latency model (flat): the handler measured at 1M and 10M, the
+    sequential LIST and s5cmd measured at 1M and drawn on to 10M in proportion (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "listing-report"
+    import matplotlib.pyplot as plt
+
+    def row(report: dict[str, Any], mode: str) -> dict[str, Any] | None:
+        found = [
+            r
+            for r in report["rows"]
+            if r["mode"] == mode and r["layout"] == "flat" and r["latency"] != "off" and r["completed"]
+        ]
+        return found[0] if found else None
+
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for mode, color in (("list", "tab:blue"), ("s5cmd", "tab:orange")):
+        base = row(one_m, mode)
+        if base:
+            ax.plot([base["keys"]], [base["seconds"]], "o", color=color, label=f"{NAMES[mode]} (measured)")
+            ax.plot(
+                [base["keys"], 10 * base["keys"]],
+                [base["seconds"], 10 * base["seconds"]],
+                "--",
+                color=color,
+                label=f"{NAMES[mode]} (x10 in proportion)",
+            )
+    points = [r for r in (row(one_m, "handler"), row(ten_m, "handler")) if r]
+    xs, ys = [r["keys"] for r in points], [r["seconds"] for r in points]
+    ax.plot(xs, ys, "o-", color="tab:green", label=NAMES["handler"])
+    for r in points:
+        ax.annotate(f"{r['seconds']:.0f} s", (r["keys"], r["seconds"]), textcoords="offset points", xytext=(6, -12))
+    ax.axhline(LAMBDA_TIMEOUT_S, color="grey", linestyle=":", linewidth=1)
+    ax.text(1.05e6, LAMBDA_TIMEOUT_S * 1.05, "Lambda's 900 s limit", fontsize=8, color="grey")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("keys under the prefix (flat layout, 10 % non-PDF)")
+    ax.set_ylabel("seconds under the latency model")
+    ax.set_title("One invocation: parallel listing vs sequential listing (0.3 s per LIST page)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, default=LISTING_DIR, help="where the JSON is (default: %(default)s)")
@@ -158,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if ten_m is not None:
         print(f"10M keys ({ten_m['when']}):\n")
         print("\n".join(table_10m(ten_m)))
+    if one_m is not None and ten_m is not None:
+        print(f"\n{scaling(one_m, ten_m, args.dir / 'listing-scaling.svg')}")
     return 0
 
 
