@@ -153,23 +153,21 @@ def divide(space: KeySpace, low: str, high: str, n: int) -> list[str]:
     if n <= 0 or not low < high:
         return []
     start = _common_length(low, high)
-    digits = _Digits(space, start, DIVIDE_DEPTH, low, high)
-    alphabets = digits.alphabets
-    value = digits.value
+    numbers = _Digits(space, start, DIVIDE_DEPTH, low, high)
 
     def text_of(number: int) -> str:
-        digits = []
-        for chars in reversed(alphabets):
+        places = []
+        for chars in reversed(numbers.alphabets):
             number, digit = divmod(number, len(chars) + 1)
-            digits.append(digit)
+            places.append(digit)
         out = []
-        for chars, digit in zip(alphabets, reversed(digits), strict=True):
-            if digit == 0:
+        for chars, digit in zip(numbers.alphabets, reversed(places), strict=True):
+            if digit == 0:  # the key ends here
                 break
-            out.append(chars[min(digit, len(chars)) - 1])
+            out.append(chars[digit - 1])
         return high[:start] + "".join(out)
 
-    lo, hi = value(low), value(high)
+    lo, hi = numbers.value(low), numbers.value(high)
     cuts: list[str] = []
     for i in range(1, n + 1):
         cut = text_of(lo + (hi - lo) * i // (n + 1))
