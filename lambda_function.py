@@ -36,6 +36,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 
+from key_ranges import Page, ParallelListing
+from list_parser import ListObjectsV2ParserFactory
 from manifest_upload import MIN_PART_BYTES, ManifestUpload
 from presign import MAX_EXPIRES_IN, S3Presigner
 from scan_request import BadRequest, ScanRequest, parse_allowed_buckets, parse_event
@@ -89,6 +91,10 @@ S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "").strip() or None
 # it was presigned for.
 S3_PUBLIC_ENDPOINT_URL = os.environ.get("S3_PUBLIC_ENDPOINT_URL", "").strip() or S3_ENDPOINT_URL
 QUEUE_MAX = _int_setting("QUEUE_MAX", 2000, 1)
+# How many ListObjectsV2 requests run at once. A page of 1,000 keys takes
+# ~0.3 s on S3 and one listing is a chain of pages, so the prefix is listed as
+# key ranges in parallel (key_ranges.py); 1 lists sequentially, in S3's order.
+LIST_CONCURRENCY = _int_setting("LIST_CONCURRENCY", 32, 1, 256)
 # Events may name a bucket only from this list; by default just BUCKET_NAME.
 ALLOWED_BUCKETS = parse_allowed_buckets(os.environ.get("ALLOWED_BUCKETS", ""), BUCKET_NAME)
 # Stop scanning when less than this is left before the Lambda timeout, so the
@@ -124,6 +130,8 @@ S3_CONFIG = Config(
     # "standard" retries throttling, 5xx and connection errors with jittered
     # backoff; what still fails after S3_MAX_ATTEMPTS raises, for Lambda to retry.
     retries={"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS},
+    # One connection per concurrent LIST, plus the manifest's part upload.
+    max_pool_connections=LIST_CONCURRENCY + 2,
 )
 
 # Powertools: JSON log lines carrying the request id and cold-start flag, and
@@ -136,7 +144,9 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 # because each invocation runs its own event loop. Parsing LastModified with
 # dateutil is three quarters of the CPU a listing costs, and the handler never
 # reads it: like the AWS CLI, keep timestamps as the text S3 sent.
+# ListObjectsV2 pages are parsed by list_parser.py: botocore's result, a third of its CPU.
 _CORE_SESSION = aiobotocore.session.get_session()
+_CORE_SESSION.register_component("response_parser_factory", ListObjectsV2ParserFactory())
 _CORE_SESSION.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
 _SESSION = aioboto3.Session(botocore_session=_CORE_SESSION)
 
@@ -155,6 +165,7 @@ PRESIGNER = S3Presigner(
 # Put on the queue after the last key: tells the consumer the listing is done.
 _END_OF_LISTING = object()
 CONSUMER_BATCH = 1000
+LIST_PAGE_KEYS = 1000  # S3's most per ListObjectsV2 page; tests lower it to split small key sets
 
 
 # ---------------------------------------------------------------------------
@@ -196,6 +207,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     metrics.add_metric(name="PdfsInManifest", unit=MetricUnit.Count, value=result["count"])
     metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=stats.skipped)
     metrics.add_metric(name="PagesListed", unit=MetricUnit.Count, value=stats.pages)
+    metrics.add_metric(name="KeyRangesListed", unit=MetricUnit.Count, value=stats.ranges)
     metrics.add_metric(name="ManifestBytes", unit=MetricUnit.Bytes, value=stats.manifest_bytes)
     metrics.add_metric(name="ScanDuration", unit=MetricUnit.Milliseconds, value=round(duration_ms, 1))
     logger.info(
@@ -203,6 +215,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
         count=result["count"],
         skipped=stats.skipped,
         pages=stats.pages,
+        key_ranges=stats.ranges,
         manifest_key=result["manifest_key"],
         manifest_bytes=stats.manifest_bytes,
         duration_ms=round(duration_ms, 1),
@@ -258,6 +271,7 @@ class ScanStats:
     pages: int = 0
     skipped: int = 0
     manifest_bytes: int = 0
+    ranges: int = 0  # key ranges the listing was split into (1 = sequential)
 
 
 def _no_deadline() -> int:
@@ -334,22 +348,43 @@ def is_pdf(key: str) -> bool:
 async def list_pdf_keys(
     s3: Any, bucket: str, prefix: str, queue: asyncio.Queue[Any], stats: ScanStats, time_left_ms: Callable[[], int]
 ) -> None:
-    """Producer: page through the prefix and queue every PDF key.
+    """Producer: list the prefix as up to LIST_CONCURRENCY key ranges at once and queue every PDF key.
 
-    ``queue.put`` waits while the queue is full: that is the backpressure that
-    keeps memory flat however far listing runs ahead of presigning.
+    ``ParallelListing`` (key_ranges.py) decides where the ranges start and
+    stop; here is what happens to each page. ``queue.put`` waits while the
+    queue is full: that is the backpressure that keeps memory flat however far
+    listing runs ahead of presigning, for every range alike. The first range
+    that fails (or finds the deadline near) stops all of them.
     """
-    paginator = s3.get_paginator("list_objects_v2")
     queued = 0
-    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+
+    async def list_page(start_after: str, by_folder: bool) -> Page:
+        args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": LIST_PAGE_KEYS}
+        if start_after:
+            args["StartAfter"] = start_after
+        if by_folder:
+            args["Delimiter"] = "/"
+        page = await s3.list_objects_v2(**args)
         stats.pages += 1
-        for obj in page.get("Contents", []):
-            if is_pdf(obj["Key"]):
-                await queue.put(obj["Key"])
+        keys = [obj["Key"] for obj in page.get("Contents", ())]
+        folders = [common["Prefix"] for common in page.get("CommonPrefixes", ())]
+        return keys, folders, bool(page.get("IsTruncated"))
+
+    async def queue_pdfs(keys: list[str]) -> None:
+        nonlocal queued
+        for key in keys:
+            if is_pdf(key):
+                await queue.put(key)
                 queued += 1
             else:
                 stats.skipped += 1
         _check_deadline(time_left_ms, f"{stats.pages} pages listed, {queued} PDFs found so far")
+
+    listing = ParallelListing(prefix, list_page, queue_pdfs, concurrency=LIST_CONCURRENCY)
+    try:
+        await listing.run()
+    finally:
+        stats.ranges = listing.ranges
     await queue.put(_END_OF_LISTING)
 
 

@@ -9,11 +9,20 @@ couple of milliseconds. Uploads (PutObject and multipart) are streamed through
 MD5 (for the ETag), a byte count and a line count; ``keep=True`` also keeps
 the bytes, for tests that check what was written.
 
+Three layouts of the same N keys: ``flat`` (``2026/04/doc-0000001.pdf``),
+``folders`` (``2026/04/batch-00000/doc-0000001.pdf``, ``folder_size`` keys a
+folder) and ``hex`` (``2026/04/3a9c...e1.pdf``: 32 hex digits spread evenly
+over the whole range, the shape of hashed or UUID names).
+
+With a latency model (``bench/latency_model.py``: ``--latency published``) each
+request is held for as long as real S3 would take to answer it (a LIST page,
+an upload by its size, anything else), without using CPU.
+
 It speaks just enough S3 XML for botocore/aiobotocore, path-style only:
 
-* ``GET /{bucket}?list-type=2`` with ``prefix``, ``continuation-token``,
-  ``start-after``, ``max-keys`` (≤ 1000) and ``encoding-type=url``
-  (``delimiter`` is ignored: benchmark listings are flat);
+* ``GET /{bucket}?list-type=2`` with ``prefix``, ``delimiter``,
+  ``continuation-token``, ``start-after``, ``max-keys`` (≤ 1000) and
+  ``encoding-type=url``;
 * ``PUT /{bucket}/{key}`` (PutObject), ``POST ?uploads``, ``PUT
   ?partNumber&uploadId``, ``POST ?uploadId``, ``DELETE ?uploadId``, including
   ``aws-chunked`` bodies with trailing checksums (botocore ≥ 1.36 sends them);
@@ -25,7 +34,7 @@ It speaks just enough S3 XML for botocore/aiobotocore, path-style only:
   process can check the manifest and follow a scan's progress.
 
 No signature is checked (like moto). Run it in a thread (``StandIn``) or as a
-process: ``python bench/s3_standin.py --bucket bench=1000000``.
+process: ``python bench/s3_standin.py --bucket bench=1000000:2026/04/:10:folders``.
 """
 
 from __future__ import annotations
@@ -37,20 +46,30 @@ import contextlib
 import hashlib
 import signal
 import socket
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.latency_model import ZERO, LatencyModel, parse
+from reliability.fault_proxy import s3_operation
+
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 PAGE_MAX = 1000
 LAST_MODIFIED = "2026-04-01T00:00:00.000Z"
 XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+LAYOUTS = ("flat", "folders", "hex")
 
 
 @dataclass(frozen=True)
@@ -60,10 +79,17 @@ class GeneratedBucket:
     count: int
     root: str = "2026/04/"
     decoy_every: int = 10  # every n-th key is a .txt decoy; 0 for none
+    layout: str = "flat"  # flat | folders | hex (see the module docstring)
+    folder_size: int = 1000
 
     def key(self, index: int) -> str:
         decoy = self.decoy_every and index % self.decoy_every == self.decoy_every - 1
-        return f"{self.root}doc-{index:07d}.{'txt' if decoy else 'pdf'}"
+        suffix = "txt" if decoy else "pdf"
+        if self.layout == "folders":
+            return f"{self.root}batch-{index // self.folder_size:05d}/doc-{index:07d}.{suffix}"
+        if self.layout == "hex":  # evenly spread, strictly increasing 128-bit names
+            return f"{self.root}{(index * ((1 << 128) - 1)) // max(1, self.count):032x}.{suffix}"
+        return f"{self.root}doc-{index:07d}.{suffix}"
 
     @property
     def pdf_count(self) -> int:
@@ -82,6 +108,29 @@ class GeneratedBucket:
         # the first key that neither sorts before the prefix nor starts with it.
         hi = bisect.bisect_left(indexes, True, lo=lo, key=lambda i: not self.key(i).startswith(prefix))
         return lo, hi
+
+    def entries(
+        self, prefix: str, delimiter: str, lo: int, hi: int, max_keys: int
+    ) -> tuple[list[tuple[str, bool]], int]:
+        """Up to ``max_keys`` listing entries from index ``lo``: ``(key, False)`` or ``(common prefix, True)``.
+
+        Returns them in order and the index just past the last one (the keys a
+        common prefix rolls up are skipped by bisection, not walked).
+        """
+        out: list[tuple[str, bool]] = []
+        i = lo
+        while i < hi and len(out) < max_keys:
+            key = self.key(i)
+            cut = key.find(delimiter, len(prefix)) if delimiter else -1
+            if cut < 0:
+                out.append((key, False))
+                i += 1
+                continue
+            common = key[: cut + len(delimiter)]
+            out.append((common, True))
+            outside = lambda j: not self.key(j).startswith(common)  # noqa: E731, B023 -- used right here
+            i = bisect.bisect_left(range(self.count), True, lo=i, hi=hi, key=outside)
+        return out, i
 
 
 @dataclass
@@ -125,9 +174,12 @@ class Upload:
 class S3StandInApp:
     """The request handling; state lives here, the server around it is aiohttp's."""
 
-    def __init__(self, buckets: dict[str, GeneratedBucket], *, keep: bool = False) -> None:
+    def __init__(
+        self, buckets: dict[str, GeneratedBucket], *, keep: bool = False, latency: LatencyModel = ZERO
+    ) -> None:
         self.buckets = buckets
         self.keep = keep
+        self.latency = latency
         self.objects: dict[tuple[str, str], StoredObject] = {}
         self.uploads: dict[str, Upload] = {}
         self.requests = 0
@@ -140,10 +192,17 @@ class S3StandInApp:
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests += 1
         raw_path = request.raw_path.split("?", 1)[0]
         if raw_path == "/_standin/objects":
             return web.json_response(self.describe())
+        self.requests += 1
+        if not self.latency.is_zero:
+            # Held before the work, as S3's time is mostly before the first byte.
+            operation = s3_operation(request.method, request.raw_path)
+            await asyncio.sleep(self.latency.delay(operation, request.content_length or 0))
+        return await self._answer(request, raw_path)
+
+    async def _answer(self, request: web.Request, raw_path: str) -> web.StreamResponse:
         bucket, _, raw_key = raw_path.lstrip("/").partition("/")
         bucket = unquote(bucket)
         key = unquote(raw_key)
@@ -185,23 +244,37 @@ class S3StandInApp:
         prefix = query.get("prefix", "")
         start_after = query.get("start-after", "")
         max_keys = max(0, min(int(query.get("max-keys", PAGE_MAX)), PAGE_MAX))
+        delimiter = query.get("delimiter", "")
         token = query.get("continuation-token")
         lo, hi = generated.span(prefix, start_after)
         if token is not None:
             lo = max(lo, int(token.removeprefix("i")))
-        end = min(hi, lo + max_keys)
-        self.listed[bucket] = self.listed.get(bucket, 0) + (end - lo)
         url = query.get("encoding-type") == "url"
         enc = (lambda s: quote(s, safe="/")) if url else escape
-        entries = "".join(
-            f"<Contents><Key>{enc(generated.key(i))}</Key><LastModified>{LAST_MODIFIED}</LastModified>"
-            f'<ETag>"{i:032x}"</ETag><Size>{1000 + i % 5000}</Size><StorageClass>STANDARD</StorageClass></Contents>'
-            for i in range(lo, end)
-        )
+        if delimiter:
+            found, end = generated.entries(prefix, delimiter, lo, hi, max_keys)
+            keys = [text for text, common in found if not common]
+            commons = [text for text, common in found if common]
+            entries = "".join(
+                f"<Contents><Key>{enc(k)}</Key><LastModified>{LAST_MODIFIED}</LastModified>"
+                f'<ETag>"{0:032x}"</ETag><Size>1000</Size><StorageClass>STANDARD</StorageClass></Contents>'
+                for k in keys
+            ) + "".join(f"<CommonPrefixes><Prefix>{enc(c)}</Prefix></CommonPrefixes>" for c in commons)
+            count = len(found)
+        else:
+            end = min(hi, lo + max_keys)
+            entries = "".join(
+                f"<Contents><Key>{enc(generated.key(i))}</Key><LastModified>{LAST_MODIFIED}</LastModified>"
+                f'<ETag>"{i:032x}"</ETag><Size>{1000 + i % 5000}</Size><StorageClass>STANDARD</StorageClass></Contents>'
+                for i in range(lo, end)
+            )
+            count = end - lo
+        self.listed[bucket] = self.listed.get(bucket, 0) + count
         truncated = end < hi
         parts = [
             f'{XML_HEAD}<ListBucketResult xmlns="{S3_NS}"><Name>{escape(bucket)}</Name>',
-            f"<Prefix>{enc(prefix)}</Prefix><KeyCount>{end - lo}</KeyCount><MaxKeys>{max_keys}</MaxKeys>",
+            f"<Prefix>{enc(prefix)}</Prefix><KeyCount>{count}</KeyCount><MaxKeys>{max_keys}</MaxKeys>",
+            f"<Delimiter>{enc(delimiter)}</Delimiter>" if delimiter else "",
             "<EncodingType>url</EncodingType>" if url else "",
             f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>",
             f"<ContinuationToken>{escape(token)}</ContinuationToken>" if token is not None else "",
@@ -399,9 +472,15 @@ class StandIn:
     """
 
     def __init__(
-        self, buckets: dict[str, GeneratedBucket], *, keep: bool = False, host: str = "127.0.0.1", port: int = 0
+        self,
+        buckets: dict[str, GeneratedBucket],
+        *,
+        keep: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: LatencyModel = ZERO,
     ) -> None:
-        self.state = S3StandInApp(buckets, keep=keep)
+        self.state = S3StandInApp(buckets, keep=keep, latency=latency)
         self.host = host
         self.port = port
         self.endpoint = ""
@@ -468,22 +547,32 @@ def _bound_port(runner: web.AppRunner) -> int:
 
 
 def parse_bucket(spec: str) -> tuple[str, GeneratedBucket]:
-    """``name=count[:root[:decoy_every]]``, e.g. ``bench=1000000:2026/04/:10``."""
+    """``name=count[:root[:decoy_every[:layout]]]``, e.g. ``bench=1000000:2026/04/:10:folders``."""
     name, _, rest = spec.partition("=")
     count, _, rest = rest.partition(":")
-    root, _, decoys = rest.partition(":")
-    return name, GeneratedBucket(int(count), root or "2026/04/", int(decoys) if decoys else 10)
+    root, _, rest = rest.partition(":")
+    decoys, _, layout = rest.partition(":")
+    if layout and layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    return name, GeneratedBucket(int(count), root or "2026/04/", int(decoys) if decoys else 10, layout or "flat")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/s3_standin.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    parser.add_argument("--bucket", action="append", default=[], help="name=count[:root[:decoy_every]]; repeatable")
+    parser.add_argument(
+        "--bucket", action="append", default=[], help="name=count[:root[:decoy_every[:layout]]]; repeatable"
+    )
+    parser.add_argument(
+        "--latency",
+        default="off",
+        help="per-request latency: off (default), published (bench/latency_model.py), list=0.3,other=0.1,put_mbps=85",
+    )
     parser.add_argument("--keep", action="store_true", help="keep uploaded bytes (memory grows with them)")
     args = parser.parse_args(argv)
     buckets = dict(parse_bucket(spec) for spec in args.bucket) or {"bench": GeneratedBucket(1000)}
-    state = S3StandInApp(buckets, keep=args.keep)
+    state = S3StandInApp(buckets, keep=args.keep, latency=parse(args.latency))
 
     async def serve() -> None:
         stop = asyncio.Event()

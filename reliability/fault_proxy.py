@@ -16,6 +16,10 @@ Which fault hits which request is decided by a callback (see
 ``reliability.schedules``), given the request's S3 operation and how many
 requests of that operation came before it, so a seeded schedule replays the
 same faults even though listing and part uploads run concurrently.
+
+A ``latency`` model (``bench/latency_model.py``) adds S3's per-operation
+response time to every request on top of the schedule's faults, so a fault
+run can also show how the handler behaves when every LIST page costs 0.3 s.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
+
+from bench.latency_model import ZERO, LatencyModel
 
 
 class Fault(enum.StrEnum):
@@ -193,6 +199,7 @@ class FaultProxy:
     decide: Decider = field(default=lambda info: Action())
     stall_s: float = 2.0
     log: list[tuple[RequestInfo, Action]] = field(default_factory=list)
+    latency: LatencyModel = ZERO  # S3's own response time, added to every request
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
@@ -246,9 +253,10 @@ class FaultProxy:
                     await writer.drain()
                 await _read_body(reader, request, until_eof=False)
                 method, _, rest = request.start_line.partition(" ")
-                _, action = self._next(method, rest.rpartition(" ")[0])
-                if action.delay_s:
-                    await asyncio.sleep(action.delay_s)
+                info, action = self._next(method, rest.rpartition(" ")[0])
+                delay = action.delay_s + self.latency.delay(info.operation, len(request.body))
+                if delay:
+                    await asyncio.sleep(delay)
                 if action.fault in CANNED:
                     writer.write(CANNED[action.fault])
                     await writer.drain()
@@ -331,13 +339,15 @@ class FaultProxy:
 
 
 @contextlib.contextmanager
-def running_proxy(upstream: str, stall_s: float = 2.0) -> Iterator[tuple[FaultProxy, str]]:
+def running_proxy(
+    upstream: str, stall_s: float = 2.0, latency: LatencyModel = ZERO
+) -> Iterator[tuple[FaultProxy, str]]:
     """Run a FaultProxy on its own event loop in a daemon thread; yield it and its URL.
 
     Its own thread and loop, because the handler under test runs ``asyncio.run``
     on the caller's thread and must not share a loop with the thing breaking it.
     """
-    proxy = FaultProxy(upstream, stall_s=stall_s)
+    proxy = FaultProxy(upstream, stall_s=stall_s, latency=latency)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fault-proxy", daemon=True)
     thread.start()

@@ -29,6 +29,8 @@ def test_config_defaults(load_handler):
     assert module.PREFIX == "2026/04/"
     assert module.URL_EXPIRY_SECONDS == 900
     assert module.QUEUE_MAX == 2000
+    assert module.LIST_CONCURRENCY == 32
+    assert module.S3_CONFIG.max_pool_connections >= module.LIST_CONCURRENCY  # a connection per concurrent LIST
     assert module.S3_ENDPOINT_URL is None
 
 
@@ -40,6 +42,9 @@ def test_config_defaults(load_handler):
         ("URL_EXPIRY_SECONDS", "604801", "URL_EXPIRY_SECONDS must be between 1 and 604800"),
         ("QUEUE_MAX", "0", "QUEUE_MAX must be 1 or more"),
         ("QUEUE_MAX", "1.5", "QUEUE_MAX must be a whole number"),
+        ("LIST_CONCURRENCY", "0", "LIST_CONCURRENCY must be between 1 and 256"),
+        ("LIST_CONCURRENCY", "257", "LIST_CONCURRENCY must be between 1 and 256"),
+        ("LIST_CONCURRENCY", "many", "LIST_CONCURRENCY must be a whole number"),
     ],
 )
 def test_config_rejects_bad_values_at_import(name, value, message):

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,21 +38,26 @@ def standin() -> Iterator[StandIn]:
         "bench": GeneratedBucket(2_500),
         "out": GeneratedBucket(0),
         "flat": GeneratedBucket(30, root="", decoy_every=0),
+        "folders": GeneratedBucket(2_500, layout="folders"),
     }
     with StandIn(buckets, keep=True) as server:
         yield server
 
 
-@pytest.fixture(scope="module")
-def s3(standin: StandIn) -> Any:
+def _client(endpoint: str) -> Any:
     return boto3.client(
         "s3",
-        endpoint_url=standin.endpoint,
+        endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         config=CONFIG,
     )
+
+
+@pytest.fixture(scope="module")
+def s3(standin: StandIn) -> Any:
+    return _client(standin.endpoint)
 
 
 def test_generated_keys_are_sorted_with_decoys() -> None:
@@ -212,8 +218,10 @@ def test_command_line_serves_until_terminated() -> None:
 def test_scan_bench_runs_every_mode_end_to_end(tmp_path: Path) -> None:
     """A tiny scan benchmark (one child process per mode) still runs against today's handler.
 
-    The naive mode is left to ``make bench``: it is bench-only code, and each
-    child is a cold start that costs seconds on a busy 2-core machine.
+    Every scan runs twice, at zero latency and under a (shortened) latency
+    model, on a flat and a folder layout. The naive and s5cmd modes are left to
+    ``make bench``: they are bench-only, and each child is a cold start that
+    costs seconds on a busy 2-core machine.
     """
     results = tmp_path / "scan.json"
     completed = subprocess.run(
@@ -225,6 +233,12 @@ def test_scan_bench_runs_every_mode_end_to_end(tmp_path: Path) -> None:
             "--modes",
             "list",
             "handler",
+            "--layouts",
+            "flat",
+            "folders",
+            "--latency",
+            "off",
+            "list=0.03,other=0.01",
             "--cap",
             "60",
             "--json",
@@ -234,21 +248,58 @@ def test_scan_bench_runs_every_mode_end_to_end(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=170,
         check=False,
         env={**os.environ, "MANIFEST_PART_BYTES": str(5 * 1024 * 1024)},  # two parts: the multipart path
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    rows = {row["mode"]: row for row in json.loads(results.read_text())["rows"]}
-    assert set(rows) == {"list", "handler"}
+    rows = {(row["mode"], row["layout"], row["latency"]): row for row in json.loads(results.read_text())["rows"]}
+    assert set(rows) == {
+        (mode, layout, latency)
+        for mode in ("list", "handler")
+        for layout in ("flat", "folders")
+        for latency in ("off", "list=0.03,other=0.01")
+    }
     assert all(row["completed"] and not row.get("error") for row in rows.values())
-    assert rows["list"]["count"] == rows["handler"]["manifest_lines"] == 7200
-    assert rows["handler"]["manifest_parts"] >= 2
+    for row in rows.values():
+        assert row.get("manifest_lines", row["count"]) == 7200
+        assert row["cpu_seconds"] > 0
+    assert rows["handler", "flat", "off"]["manifest_parts"] >= 2
+    # Under the model a sequential LIST of 8 pages waits 8 x 30 ms at least.
+    assert rows["list", "flat", "list=0.03,other=0.01"]["seconds"] >= 8 * 0.03
     assert sorted(path.name for path in (tmp_path / "graphs").iterdir()) == [
         "bench-scan-rss.svg",
         "bench-scan-throughput.svg",
         "bench-scan-tmp.svg",
     ]
+    assert results.with_suffix(".svg").exists()  # the latency plot, next to the JSON
+
+
+def test_delimiter_rolls_folders_up_like_s3(s3: Any) -> None:
+    """The folder layout answers ``Delimiter="/"`` with one common prefix per folder, paged by 1,000 entries."""
+    page = s3.list_objects_v2(Bucket="folders", Prefix="2026/04/", Delimiter="/")
+    assert [c["Prefix"] for c in page["CommonPrefixes"]] == [f"2026/04/batch-{i:05d}/" for i in range(3)]
+    assert "Contents" not in page and not page["IsTruncated"]
+    inside = s3.list_objects_v2(Bucket="folders", Prefix="2026/04/batch-00001/", Delimiter="/")
+    assert inside["KeyCount"] == 1000 and inside["Contents"][0]["Key"] == "2026/04/batch-00001/doc-0001000.pdf"
+
+
+def test_latency_model_holds_each_request(standin: StandIn) -> None:
+    """A LIST waits the model's LIST time, anything else its ``other`` time (lower bounds: sleeps never end early)."""
+    from bench.latency_model import parse
+
+    standin.state.latency = parse("list=0.2,other=0.05")
+    try:
+        client = _client(standin.endpoint)
+        started = time.perf_counter()
+        client.list_objects_v2(Bucket="bench", MaxKeys=1)
+        listed = time.perf_counter() - started
+        started = time.perf_counter()
+        client.head_bucket(Bucket="bench")
+        headed = time.perf_counter() - started
+    finally:
+        standin.state.latency = parse("off")
+    assert listed >= 0.2 and headed >= 0.05
 
 
 def test_open_uploads_are_listed_and_objects_deleted(s3: Any, standin: StandIn) -> None:
@@ -263,3 +314,13 @@ def test_open_uploads_are_listed_and_objects_deleted(s3: Any, standin: StandIn) 
     s3.put_object(Bucket="out", Key="manifests/gone.jsonl", Body=b"x")
     s3.delete_object(Bucket="out", Key="manifests/gone.jsonl")
     assert ("out", "manifests/gone.jsonl") not in standin.state.objects
+
+
+def test_listing_report_memory_estimate() -> None:
+    """Lambda's CPU share grows with memory (1 vCPU at 1,769 MB); only the CPU part of a run stretches."""
+    from bench.listing_report import smallest_memory_mb
+
+    assert smallest_memory_mb(cpu_s=100, wall_s=100) == 197  # 100 s of pure CPU fits 898.5 s at ~0.11 vCPU
+    assert smallest_memory_mb(cpu_s=100, wall_s=500) == 355  # waits do not stretch: 400 s of them leave less room
+    assert smallest_memory_mb(cpu_s=10, wall_s=950) is None  # already over the limit with a whole core
+    assert smallest_memory_mb(cpu_s=1, wall_s=1) == 128  # Lambda's floor
