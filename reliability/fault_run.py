@@ -53,10 +53,10 @@ if __name__ == "__main__":
     ensure_project_python("reliability.fault_run")
 
 from local_runtime.cold_import import import_fresh  # noqa: E402
-from local_runtime.context import make_context  # noqa: E402
 from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
 from reliability.fault_proxy import FaultProxy, running_proxy  # noqa: E402
 from reliability.schedules import Schedule, make_schedule  # noqa: E402
+from tests.lambda_context import make_context  # noqa: E402
 
 MOTO_ACCOUNT = "123456789012"
 DEFAULT_SEED = 20261125

@@ -25,8 +25,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from local_runtime.cold_import import import_fresh  # noqa: E402
-from local_runtime.context import make_context  # noqa: E402
 from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
+from tests.lambda_context import make_context  # noqa: E402
 
 MOTO_ACCOUNT = "123456789012"
 

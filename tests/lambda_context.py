@@ -1,4 +1,10 @@
-"""A context object with the attributes the real Python runtime hands a handler."""
+"""A context object with the attributes the Python runtime hands a handler, for in-process calls.
+
+Tests and the fault harness call ``lambda_function.handler`` directly in their
+own process, where there is no runtime to build the context. Everything that
+runs in an execution environment (invoke.py, serve, the pool) gets awslambdaric's
+own context instead, so this stand-in lives with the tests, not in local_runtime/.
+"""
 
 from __future__ import annotations
 
