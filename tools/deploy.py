@@ -570,19 +570,15 @@ def main(
 ) -> int:
     args = build_parser().parse_args(argv)
     try:
-        check_arguments(args)
+        check_arguments(args)  # every value, before anything runs
         region = resolve_region(args.region)
-    except InputError as exc:
-        print(f"deploy: {exc}", file=sys.stderr)
-        return 2
-    args.region = region.name
-    runner = Runner(
-        dry_run=args.dry_run,
-        out=out or sys.stdout,
-        tools=tools or {},
-        confirmation=confirmation or Confirmation(assume_yes=args.yes),
-    )
-    try:
+        args.region = region.name
+        runner = Runner(
+            dry_run=args.dry_run,
+            out=out or sys.stdout,
+            tools=tools or {},
+            confirmation=confirmation or Confirmation(assume_yes=args.yes),
+        )
         announce_target(runner, region)
         return args.func(args, runner)
     except InputError as exc:
