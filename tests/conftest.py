@@ -128,3 +128,18 @@ class Captured(list[str]):
 @pytest.fixture
 def sink() -> Captured:
     return Captured()
+
+
+def lambda_client(url: str, **config: Any) -> Any:
+    """boto3's Lambda client for a local Invoke API: dummy keys, no retries (a retry would hide an answer)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "lambda",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+    )

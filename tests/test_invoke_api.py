@@ -20,16 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from local_runtime.api_server import InvokeApi, running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT, Captured
+from tests.conftest import ROOT, Captured, lambda_client
 
 FIXTURES = "tests.fixtures.handlers"
 FUNCTIONS = {
@@ -61,18 +59,7 @@ def api(logs: Captured) -> Iterator[InvokeApi]:
 
 @pytest.fixture
 def client(api: InvokeApi) -> Any:
-    return lambda_client(api.url)
-
-
-def lambda_client(url: str) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=30),
-    )
+    return lambda_client(api.url, read_timeout=30)
 
 
 def invoke(client: Any, name: str, payload: Any = None, **kwargs: Any) -> tuple[dict[str, Any], Any]:
@@ -210,20 +197,20 @@ def test_concurrent_requests_get_their_own_environments(api, logs):
     results: list[Any] = []
 
     def call() -> None:
-        results.append(invoke(lambda_client(api.url), "sleepy", {"seconds": 0.3})[0])
+        results.append(invoke(lambda_client(api.url, read_timeout=30), "sleepy", {"seconds": 0.3})[0])
 
     threads = [threading.Thread(target=call) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    _, after = invoke(lambda_client(api.url), "whoami", {})
+    _, after = invoke(lambda_client(api.url, read_timeout=30), "whoami", {})
 
     assert [r["StatusCode"] for r in results] == [200, 200]
     reports = [line for line in logs if line.startswith("REPORT")]
     assert sum("Init Duration" in line for line in reports[:2]) == 2  # both cold: two environments
     assert api.pools["sleepy"].environment_count == 2
-    _, warm = invoke(lambda_client(api.url), "whoami", {})
+    _, warm = invoke(lambda_client(api.url, read_timeout=30), "whoami", {})
     assert warm["pid"] == after["pid"] and warm["invocations"] == 2
 
 
@@ -278,7 +265,7 @@ def served() -> Iterator[str]:
 
 
 def test_serve_works_with_boto3(served):
-    response, result = invoke(lambda_client(served), "whoami", {"via": "boto3"})
+    response, result = invoke(lambda_client(served, read_timeout=30), "whoami", {"via": "boto3"})
 
     assert response["StatusCode"] == 200 and result["event"] == {"via": "boto3"}
 

@@ -33,9 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -43,7 +41,7 @@ from hypothesis import strategies as st
 from local_runtime.api_server import ASYNC_PAYLOAD_LIMIT, InvokeApi, running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT, Captured
+from tests.conftest import ROOT, Captured, lambda_client
 
 FIXTURES = "tests.fixtures.handlers"
 EXAMPLES = int(os.environ.get("FUZZ_HTTP_EXAMPLES") or 15)
@@ -150,14 +148,7 @@ def is_closed(sock: socket.socket, wait: float = 5.0) -> bool:
 
 
 def test_boto3_invoke_after_a_404_on_the_same_connection_succeeds(api):
-    client = boto3.client(
-        "lambda",
-        endpoint_url=api.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
+    client = lambda_client(api.url)
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.invoke(FunctionName="whoamii", Payload=b'{"x": 1}')
 
@@ -638,14 +629,7 @@ def test_one_keep_alive_connection_answers_each_request_as_a_fresh_connection_do
 )
 @given(sequence=st.lists(steps, min_size=1, max_size=8))
 def test_the_same_sequences_through_boto3_succeed_where_they_should(api, sequence):
-    client = boto3.client(
-        "lambda",
-        endpoint_url=api.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=1),
-    )
+    client = lambda_client(api.url, max_pool_connections=1)
     for step in sequence:
         if step.boto is None:
             continue
