@@ -40,10 +40,10 @@ from local_runtime.config import (
 )
 from local_runtime.env_file import warn_if_shadowed
 from local_runtime.environment import Invocation
-from local_runtime.events import load_event
+from local_runtime.events import load_event, sample_events
 from local_runtime.lambda_python import LambdaPythonError
 from local_runtime.pool import EnvironmentPool
-from local_runtime.s3_endpoint import endpoint_problem
+from local_runtime.s3_endpoint import endpoint_problem, refused_on_loopback
 from local_runtime.strict_json import SYNC_PAYLOAD_LIMIT, read_bounded
 from local_runtime.template_config import TemplateFunction, load_template_function
 
@@ -228,7 +228,17 @@ def build_config(args: argparse.Namespace, template: TemplateFunction | None) ->
     user_env = {k: v for k, v in (template.env if template else {}).items() if args.clean_env or k not in os.environ}
     user_env.update({k: v for k, v in dotenv.items() if args.clean_env or k not in os.environ})
     if args.env_vars:
-        user_env.update(load_env_vars_file(args.env_vars, args.function_name))
+        keys = (template.logical_id, args.function_name) if template else (args.function_name,)
+        from_file = load_env_vars_file(args.env_vars, *keys, warn=_warn)
+        if template is not None:
+            extra = sorted(set(from_file) - set(template.env))
+            if extra:
+                _warn(
+                    f"--env-vars sets {', '.join(name[:40] for name in extra[:5])}, which {template.logical_id} in "
+                    f"{Path(template.source).name} does not declare (sam local invoke would ignore them; this run "
+                    "sets them)"
+                )
+        user_env.update(from_file)
     region = (
         args.region
         or os.environ.get("AWS_REGION")
@@ -269,7 +279,7 @@ def warn_about_setup(prog: str, config: FunctionConfig, args: argparse.Namespace
     """One line each for what would otherwise surface late: shadowed .env values, an S3 that does not answer."""
     if not args.clean_env:
         warn_if_shadowed(prog, args.env_file)
-    endpoint = config.env.get("S3_ENDPOINT_URL") or ("" if config.clean_env else os.environ.get("S3_ENDPOINT_URL"))
+    endpoint = _s3_endpoint(config)
     problem = endpoint_problem(endpoint) if endpoint else None
     if problem:
         print(
@@ -278,6 +288,29 @@ def warn_about_setup(prog: str, config: FunctionConfig, args: argparse.Namespace
             file=sys.stderr,
             flush=True,
         )
+
+
+def fail_fast_if_s3_is_down(config: FunctionConfig) -> None:
+    """A one-shot run against a loopback S3 that refuses connections: one attempt, not ~20 s of retries.
+
+    Only the function's configuration changes (``S3_MAX_ATTEMPTS=1``, unless
+    set), and only for this run; serve keeps the retries, since the S3 may
+    come up while it runs.
+    """
+    endpoint = _s3_endpoint(config)
+    user_set = "S3_MAX_ATTEMPTS" in config.env or (not config.clean_env and "S3_MAX_ATTEMPTS" in os.environ)
+    if not endpoint or user_set or not refused_on_loopback(endpoint):
+        return
+    config.env["S3_MAX_ATTEMPTS"] = "1"
+    _warn("this run tries S3 once (S3_MAX_ATTEMPTS=1) instead of retrying a refused connection for about 20 s")
+
+
+def _s3_endpoint(config: FunctionConfig) -> str | None:
+    return config.env.get("S3_ENDPOINT_URL") or (None if config.clean_env else os.environ.get("S3_ENDPOINT_URL"))
+
+
+def _warn(message: str) -> None:
+    print(f"invoke.py: {message}", file=sys.stderr, flush=True)
 
 
 def _check_setting(what: str, value: str, pattern: re.Pattern[str]) -> None:
@@ -355,7 +388,10 @@ def run(argv: list[str]) -> int:
         event = load_event(args.event)
         payload = json.dumps(event, ensure_ascii=False).encode("utf-8")
     except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, too deep, too big, not a plain file
-        print(f"invoke.py: cannot read event {_shown_path(args.event)}: {exc}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, FileNotFoundError) and "/" not in str(args.event):
+            hint = f" (not a file, nor a sample in events/: {', '.join(sample_events())})"
+        print(f"invoke.py: cannot read event {_shown_path(args.event)}: {exc}{hint}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if len(payload) > SYNC_PAYLOAD_LIMIT:
         print(
@@ -377,6 +413,7 @@ def run(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     print(f"invoke.py: {describe(config, args, template)}", file=sys.stderr, flush=True)
     warn_about_setup("invoke.py", config, args)
+    fail_fast_if_s3_is_down(config)
     with pool:
         for _ in range(args.repeat):
             invocation = pool.invoke(payload)

@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import os
 import re
+import shlex
 import stat
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -40,6 +41,7 @@ DECOYS = {
     "report-0001.pdf.bak": b"a backup, not a PDF",
 }
 _FIXED_DATE = datetime(2026, 4, 1, tzinfo=UTC)  # same bytes on every run
+DEFAULT_SOURCE_PREFIX = "mine/"  # where a source directory goes unless --prefix or SOURCE_PREFIX says otherwise
 MAX_KEY_BYTES = 1024  # S3's limit for a key
 MAX_PUT_BYTES = 5 * 1024**3  # S3's limit for one PUT
 _CHUNK = 1 << 20
@@ -261,7 +263,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="do not add the PDFs the events/ samples name (added only to their bucket, under PREFIX)",
     )
     parser.add_argument("--bucket", help="bucket name (env BUCKET_NAME, default my-company-reports-bucket)")
-    parser.add_argument("--prefix", help="key prefix (env PREFIX, default 2026/04/)")
+    parser.add_argument(
+        "--prefix",
+        help="key prefix (env PREFIX, default 2026/04/; with a source directory env SOURCE_PREFIX, default "
+        f"{DEFAULT_SOURCE_PREFIX}, so your PDFs are not mixed with the generated ones)",
+    )
     parser.add_argument(
         "--endpoint-url", help="S3 endpoint, e.g. http://localhost:9000 (env S3_ENDPOINT_URL; unset = AWS)"
     )
@@ -292,15 +298,25 @@ def check_endpoint(endpoint: str) -> None:
 def seed(args: argparse.Namespace) -> tuple[int, int, str]:
     """Upload what is missing; return (uploaded, skipped, destination)."""
     bucket = args.bucket or os.environ.get("BUCKET_NAME") or "my-company-reports-bucket"
-    prefix = args.prefix if args.prefix is not None else os.environ.get("PREFIX", "2026/04/")
+    source = args.source_dir or os.environ.get("SOURCE_DIR")
+    if args.prefix is not None:
+        prefix = args.prefix
+    elif source:  # the user's own PDFs get a prefix of their own: a listing of them is theirs alone
+        prefix = os.environ.get("SOURCE_PREFIX") or DEFAULT_SOURCE_PREFIX
+    else:
+        prefix = os.environ.get("PREFIX", "2026/04/")
     endpoint = args.endpoint_url or os.environ.get("S3_ENDPOINT_URL") or None
     if endpoint is not None:
         check_endpoint(endpoint)
     check_bucket_name(bucket)
     _checked_key(prefix, Path("x"), Path("."))  # a prefix S3 cannot hold fails here, before any upload
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    source = args.source_dir or os.environ.get("SOURCE_DIR")
     items = directory_items(prefix, Path(source)) if source else generated_items(prefix, args.count, not args.no_decoys)
+    if source and not any(item.key.lower().endswith(".pdf") for item in items):
+        raise SeedError(
+            f"source directory {shown(source)} holds no PDF (a name ending in .pdf, any case): "
+            "nothing the function would list, so nothing was uploaded"
+        )
     if not source and not args.no_sample_events:
         items += [Item(key, make_pdf(key.rsplit("/", 1)[-1])) for key in keys_named_by_samples(bucket, prefix)]
 
@@ -343,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed.py: cannot reach S3: {exc}", file=sys.stderr)
         return 1
     print(f"seeded {destination}: {uploaded} uploaded, {skipped} already there")
+    if args.source_dir or os.environ.get("SOURCE_DIR"):
+        prefix = destination.split("/", 3)[3]
+        print(
+            "  your PDFs, apart from the generated ones; to run the function on them: "
+            f"PREFIX={shlex.quote(prefix)} make invoke"
+        )
     return 0
 
 

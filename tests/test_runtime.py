@@ -122,9 +122,38 @@ def test_env_vars_file_accepts_both_sam_shapes(tmp_path):
 
     assert load_env_vars_file(path, "fixture") == {"A": "own", "B": "1", "C": "true"}
     assert load_env_vars_file(path, "other") == {"A": "shared", "B": "1"}
+    assert load_env_vars_file(path, "Function", "fixture") == {"A": "own", "B": "1", "C": "true"}
     path.write_text("[1, 2]")
     with pytest.raises(ConfigurationError):
         load_env_vars_file(path, "fixture")
+
+
+def test_env_vars_file_reads_the_logical_id_as_sam_does_and_names_sections_that_match_nothing(tmp_path):
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps({"Parameters": {"A": "1"}, "Function": {"A": "2"}, "Fucntion": {"A": "3"}}))
+    warnings: list[str] = []
+
+    assert load_env_vars_file(path, "Function", "pdf-manifest", warn=warnings.append) == {"A": "2"}
+    assert len(warnings) == 1 and '"Fucntion" match no function here' in warnings[0]
+
+
+def test_cli_env_vars_keyed_by_the_templates_logical_id_reach_the_function(tmp_path):
+    env_vars = tmp_path / "env.json"
+    env_vars.write_text(json.dumps({"Function": {"PREFIX": "mine/", "NOT_DECLARED": "x"}, "Other": {"PREFIX": "no"}}))
+
+    done = subprocess.run(
+        [sys.executable, "invoke.py", "--handler", f"{FIXTURES}.whoami", "--env-vars", str(env_vars)],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "PREFIX"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["import_env"]["PREFIX"] == "mine/"
+    assert '"Other" match no function here (known: "Parameters", "Function", "pdf-manifest")' in done.stderr
+    assert "NOT_DECLARED, which Function in template.yaml does not declare" in done.stderr
 
 
 def test_cli_user_variables_from_env_vars_and_env_file(tmp_path):

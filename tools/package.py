@@ -537,6 +537,24 @@ def main(argv: list[str] | None = None) -> int:
         for module in local_modules():
             print(module.relative_to(ROOT).as_posix())
         return 0
+    if str(ROOT) not in sys.path:  # run as a script, tools/ is on sys.path, not the repo root
+        sys.path.insert(0, str(ROOT))
+    from tools.deploy_inputs import InputError, flag
+
+    try:
+        preview = flag("DRY_RUN", os.environ.get("DRY_RUN"))
+    except InputError as exc:
+        print(f"package: {exc}", file=sys.stderr)
+        return 2
+    if preview:  # a preview is a preview: nothing is resolved, downloaded or written
+        locked = len(read_lock()) if LOCK_FILE.is_file() else 0
+        for arch in args.arch or sorted(MACHINES, reverse=True):
+            destination = (args.out / zip_name(arch, args.python_version)).resolve()
+            print(
+                f"DRY_RUN: would build {destination} for {arch}: {len(local_modules())} local modules and "
+                f"{locked} locked packages from {LOCK_FILE.name} (Python {args.python_version}); nothing built"
+            )
+        return 0
     for arch in args.arch or sorted(MACHINES, reverse=True):  # x86_64 first: it is the one the tests import
         try:
             result = build(arch, args.out.resolve(), args.python_version, args.cache_dir.resolve())
