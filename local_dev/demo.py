@@ -17,15 +17,10 @@ import threading
 import urllib.request
 from pathlib import Path
 
-from local_runtime.venv_guard import ensure_project_python
+from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+from local_dev.events import keys_named_by_samples
 
-if __name__ == "__main__":
-    ensure_project_python("demo.py")
-
-from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
-from local_runtime.events import keys_named_by_samples
-
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent  # where invoke.py and seed.py are
 NEXT_STEPS = """
 Next steps:
   .venv/bin/python demo.py --keep-running      the same, then keep the S3 up to open the URLs yourself
@@ -40,7 +35,7 @@ class DemoError(Exception):
 def run_step(title: str, args: list[str], env: dict[str, str]) -> str:
     """Run one script; show only its Lambda platform lines, or everything if it failed."""
     print(f"==> {title}", file=sys.stderr, flush=True)
-    done = subprocess.run([sys.executable, *args], cwd=HERE, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
         raise DemoError(f"{title} failed with exit status {done.returncode}")

@@ -23,12 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from local_runtime.venv_guard import ensure_project_python
-
-if __name__ == "__main__":
-    ensure_project_python("invoke.py")
-
+from local_dev.env_file import warn_if_shadowed
+from local_dev.events import load_event
+from local_dev.s3_endpoint import endpoint_problem
+from local_dev.template_config import TemplateFunction, load_template_function
 from local_runtime.config import (
+    DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
     ENV_FILE_LIMIT,
     ConfigurationError,
@@ -37,18 +37,15 @@ from local_runtime.config import (
     check_env_value,
     load_env_vars_file,
 )
-from local_runtime.env_file import warn_if_shadowed
 from local_runtime.environment import Invocation
-from local_runtime.events import load_event
 from local_runtime.lambda_python import LambdaPythonError
 from local_runtime.pool import EnvironmentPool
-from local_runtime.s3_endpoint import endpoint_problem
 from local_runtime.strict_json import SYNC_PAYLOAD_LIMIT, read_bounded
-from local_runtime.template_config import TemplateFunction, load_template_function
 
 DEFAULT_FUNCTION_NAME = "pdf-manifest"
-DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
-DEFAULT_HANDLER, DEFAULT_MEMORY_MB = "lambda_function.handler", 128  # Lambda's own defaults
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TEMPLATE = ROOT / "template.yaml"
+DEFAULT_HANDLER = "lambda_function.handler"  # without a template: the handler at this repository's root
 DEFAULT_RUNTIME = "python3.13"
 EXIT_OK, EXIT_FUNCTION_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 # What the Lambda API accepts for these settings (CreateFunction's patterns).
@@ -98,7 +95,7 @@ def _function_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--task-root",
         type=Path,
-        default=Path(__file__).resolve().parent,
+        default=ROOT,
         help="the function's code, as /var/task (default: this repository)",
     )
     group.add_argument(

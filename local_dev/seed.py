@@ -21,18 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from local_runtime.venv_guard import ensure_project_python
-
-if __name__ == "__main__":
-    ensure_project_python("seed.py")
-
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 from tqdm import tqdm
 
-from local_runtime.env_file import warn_if_shadowed
-from local_runtime.events import keys_named_by_samples
+from local_dev.env_file import warn_if_shadowed
+from local_dev.events import keys_named_by_samples
 
 DECOYS = {
     "README.txt": b"Not a PDF: the manifest must not list this file.\n",

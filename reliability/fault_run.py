@@ -43,20 +43,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+from local_dev.venv_guard import ensure_project_python
+from reliability.fault_proxy import FaultProxy, running_proxy
+from reliability.schedules import Schedule, make_schedule
+from testkit.cold_import import import_fresh
+from testkit.lambda_context import make_context
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from local_runtime.venv_guard import ensure_project_python  # noqa: E402
-
-if __name__ == "__main__":
-    ensure_project_python("reliability.fault_run")
-
-from local_runtime.cold_import import import_fresh  # noqa: E402
-from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
-from reliability.fault_proxy import FaultProxy, running_proxy  # noqa: E402
-from reliability.schedules import Schedule, make_schedule  # noqa: E402
-from tests.lambda_context import make_context  # noqa: E402
 
 MOTO_ACCOUNT = "123456789012"
 DEFAULT_SEED = 20261125
@@ -154,10 +148,6 @@ def small_moto_parts() -> Iterator[None]:
         yield
     finally:
         moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = saved  # type: ignore[misc]
-
-
-def _is_pdf(key: str) -> bool:
-    return key.lower().endswith(".pdf")
 
 
 class FaultHarness:
@@ -477,6 +467,7 @@ def run_schedules(
 
 
 def main(argv: list[str] | None = None) -> int:
+    ensure_project_python("reliability.fault_run")  # the fault and load runs need the handler's packages
     parser = argparse.ArgumentParser(
         prog="python -m reliability.fault_run",
         description="Run the handler through a fault-injecting proxy under seeded schedules.",

@@ -38,16 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+from local_dev.venv_guard import ensure_project_python
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from local_runtime.venv_guard import ensure_project_python  # noqa: E402
-
-if __name__ == "__main__":
-    ensure_project_python("reliability.load_run")
-
-from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
 
 MOTO_ACCOUNT = "123456789012"
 FUNCTION = "pdf-manifest"
@@ -356,6 +350,7 @@ def run_load(*, concurrency: int = 50, keys_per_prefix: int = 300, waves: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
+    ensure_project_python("reliability.load_run")  # the fault and load runs need the handler's packages
     parser = argparse.ArgumentParser(
         prog="python -m reliability.load_run",
         description="Concurrent invocations through invoke.py serve against one embedded S3.",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,13 +19,11 @@ import boto3
 import pytest
 from botocore.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+from testkit.cold_import import import_fresh
+from testkit.lambda_context import make_context
 
-from local_runtime.cold_import import import_fresh  # noqa: E402
-from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
-from tests.lambda_context import make_context  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 MOTO_ACCOUNT = "123456789012"
 

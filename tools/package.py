@@ -351,8 +351,6 @@ def compile_command(python: str, tree: Path) -> list[str]:
 
 def compile_tree(tree: Path) -> None:
     """Compile every module under ``tree`` with Python 3.13 (PackageError in one line if there is none)."""
-    if str(ROOT) not in sys.path:  # run as a script, tools/ is on sys.path, not the repo root
-        sys.path.insert(0, str(ROOT))
     from local_runtime.lambda_python import LambdaPythonError, find_interpreter
 
     try:
