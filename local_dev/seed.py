@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from local_dev.env_file import warn_if_shadowed
 from local_dev.events import keys_named_by_samples
+from pdf_manifest.scan_request import MAX_KEY_BYTES
 
 DECOYS = {
     "README.txt": b"Not a PDF: the manifest must not list this file.\n",
@@ -35,7 +36,6 @@ DECOYS = {
     "report-0001.pdf.bak": b"a backup, not a PDF",
 }
 _FIXED_DATE = datetime(2026, 4, 1, tzinfo=UTC)  # same bytes on every run
-MAX_KEY_BYTES = 1024  # S3's limit for a key
 MAX_PUT_BYTES = 5 * 1024**3  # S3's limit for one PUT
 _CHUNK = 1 << 20
 # S3's bucket naming rules (general purpose buckets): 3-63 characters of a-z, 0-9, '.', '-'.

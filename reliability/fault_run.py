@@ -45,6 +45,7 @@ from typing import Any
 
 from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
 from local_dev.venv_guard import ensure_project_python
+from local_runtime.config import ACCOUNT_ID  # moto's default account too
 from reliability.fault_proxy import FaultProxy, running_proxy
 from reliability.schedules import Schedule, make_schedule
 from testkit.cold_import import import_fresh
@@ -52,7 +53,6 @@ from testkit.lambda_context import make_context
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MOTO_ACCOUNT = "123456789012"
 DEFAULT_SEED = 20261125
 SMALL_PART_BYTES = 64 * 1024  # ~17 parts for 2,500 lines once moto's 5 MiB floor is lifted
 
@@ -206,7 +206,7 @@ class FaultHarness:
         config = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 5})
         self.direct = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=config)
         self.direct.create_bucket(Bucket=self.bucket)
-        backend = s3_backends[MOTO_ACCOUNT]["aws"]
+        backend = s3_backends[ACCOUNT_ID]["aws"]
         for i in range(self.keys):
             key = f"{self.prefix}doc-{i:05d}" + (".PDF" if i % 7 == 0 else ".pdf")
             backend.put_object(self.bucket, key, b"%PDF-1.4 x")

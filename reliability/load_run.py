@@ -40,10 +40,10 @@ from typing import Any
 
 from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
 from local_dev.venv_guard import ensure_project_python
+from local_runtime.config import ACCOUNT_ID  # moto's default account too
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MOTO_ACCOUNT = "123456789012"
 FUNCTION = "pdf-manifest"
 SERVER_START_S = 60.0
 INVOKE_TIMEOUT_S = 180.0
@@ -230,7 +230,7 @@ def _fill(bucket: str, prefixes: list[str], keys_per_prefix: int) -> dict[str, s
     """Fill moto's backend directly: thousands of objects in well under a second."""
     from moto.s3.models import s3_backends
 
-    backend = s3_backends[MOTO_ACCOUNT]["aws"]
+    backend = s3_backends[ACCOUNT_ID]["aws"]
     expected: dict[str, set[str]] = {}
     for prefix in prefixes:
         keys = {f"{prefix}doc-{i:04d}.pdf" for i in range(keys_per_prefix)}

@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_runtime.config import ACCOUNT_ID
+
 
 @dataclass(frozen=True)
 class CognitoIdentity:
@@ -43,7 +45,7 @@ class LambdaContext:
         return max(0, self.deadline_ms - int(time.time() * 1000))
 
 
-def function_arn(name: str, region: str, account_id: str = "123456789012") -> str:
+def function_arn(name: str, region: str, account_id: str = ACCOUNT_ID) -> str:
     return f"arn:aws:lambda:{region}:{account_id}:function:{name}"
 
 

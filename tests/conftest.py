@@ -20,12 +20,12 @@ import pytest
 from botocore.config import Config
 
 from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+from local_runtime.config import ACCOUNT_ID  # moto's default account too
 from testkit.cold_import import import_fresh
 from testkit.lambda_context import make_context
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MOTO_ACCOUNT = "123456789012"
 
 # Dummy credentials for the whole session, so nothing can ever reach real AWS.
 for _name, _value in DUMMY_CREDENTIALS.items():
@@ -58,7 +58,7 @@ def moto_backend() -> Any:
     """moto's in-memory S3, for fixtures too big to upload over HTTP quickly."""
     from moto.s3.models import s3_backends
 
-    return s3_backends[MOTO_ACCOUNT]["aws"]
+    return s3_backends[ACCOUNT_ID]["aws"]
 
 
 @pytest.fixture
