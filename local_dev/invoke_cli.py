@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import socket
 import statistics
 import sys
 from pathlib import Path
@@ -176,7 +177,17 @@ def parse_serve_args(argv: list[str]) -> argparse.Namespace:
         description="Serve Lambda's Invoke API (POST /2015-03-31/functions/<name>/invocations) on loopback "
         "for aws lambda invoke --endpoint-url and boto3.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: %(default)s); anything but loopback also needs --allow-remote",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="let --host be a non-loopback address: anyone who can reach it runs the function with your "
+        "credentials (the local API checks no signature)",
+    )
     parser.add_argument("--port", type=_port, default=9009, help="port; 0 picks a free one (default: %(default)s)")
     parser.add_argument(
         "--max-concurrency",
@@ -375,8 +386,29 @@ def run(argv: list[str]) -> int:
 
 def serve(argv: list[str]) -> int:
     from local_runtime.api_server import InvokeApi
+    from local_runtime.http_guard import is_loopback
 
     args = parse_serve_args(argv)
+    where = f"{args.host[:80]}:{args.port}"
+    try:
+        resolved = {info[4][0] for info in socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)}
+    except (OSError, UnicodeError) as exc:
+        print(f"invoke.py serve: cannot listen on {where}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not all(is_loopback(address) for address in resolved):
+        if not args.allow_remote:
+            print(
+                f"invoke.py serve: --host {where} is not a loopback address: anyone who can reach it could run "
+                "the function with your credentials; add --allow-remote if that is what you want",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        print(
+            f"invoke.py serve: WARNING: listening on {where}: anyone on that network can run the function "
+            "with these credentials (the local Invoke API checks no signature)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         template = load_template(args)
         config = build_config(args, template)

@@ -45,6 +45,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from local_runtime.config import ACCOUNT_ID
 from local_runtime.environment import Invocation
+from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
 from local_runtime.pool import EnvironmentPool, TooManyRequestsError
 from local_runtime.strict_json import SYNC_PAYLOAD_LIMIT, parse_json_document
 
@@ -175,6 +176,7 @@ class InvokeApi:
             raise
         self._sock.setblocking(False)
         self.server_address = self._sock.getsockname()
+        self.allowed_hosts = allowed_hosts(self.server_address[1], host, self.server_address[0])
         workers = sum(pool.max_environments for pool in pools.values()) + 4  # a busy pool still answers 429 promptly
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoke")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -292,8 +294,24 @@ class InvokeApi:
 
     # -- requests ------------------------------------------------------------
 
+    def _guard(self, request: web.Request) -> None:
+        """Refuse what no SDK sends (a browser's request, a foreign Host): see :mod:`local_runtime.http_guard`."""
+        reason = refusal(request, self.allowed_hosts)
+        if reason is not None:
+            log_refusal("Invoke API", request, reason)
+            raise ApiError(
+                403,
+                "AccessDeniedException",
+                f"The local Invoke API refused {reason}: it answers only SDK and CLI clients on its own address",
+                Type="User",
+            )
+
     async def _expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue``: refuse an oversize body before the client sends it."""
+        try:
+            self._guard(request)
+        except ApiError as error:
+            return _error_response(error, str(uuid.uuid4()))
         if request.headers.get("Expect", "").lower() != "100-continue":
             return _error_response(ApiError(417, "ExpectationFailed", "Unsupported Expect header", close=True), "")
         limit = _limit_for(request.headers.get("X-Amz-Invocation-Type", "RequestResponse"))
@@ -314,6 +332,7 @@ class InvokeApi:
             return _error_response(failure, request_id)
 
     async def _invoke(self, request: web.Request, request_id: str) -> web.StreamResponse:
+        self._guard(request)
         path = request.rel_url.raw_path
         if request.method != "POST" or not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
             raise ApiError(404, "UnknownOperationException", "Unknown operation", Type="User")

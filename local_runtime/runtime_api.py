@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
+
 _T = TypeVar("_T")
 
 MAX_RESPONSE_BYTES = 6_291_556  # 6 MiB + 100 B: the buffered response limit of Lambda's Runtime API
@@ -116,6 +118,7 @@ class RuntimeApi:
         self.events: queue.Queue[RuntimeEvent] = queue.Queue()
         self._runner: web.AppRunner | None = None
         self.address = ""
+        self._hosts: frozenset[str] = frozenset()
         self._initialised = False
         self._init_failed = False
         self._current: InvocationRequest | None = None  # dispatched and not answered
@@ -147,7 +150,10 @@ class RuntimeApi:
     # -- the server (event loop thread) ---------------------------------------------
 
     async def _start(self) -> str:
-        app = web.Application(client_max_size=64 * 1024 * 1024)  # read big responses to answer them 413
+        app = web.Application(
+            client_max_size=64 * 1024 * 1024,  # read big responses to answer them 413
+            middlewares=[self._guard],
+        )
         app.add_routes(
             [
                 web.get(f"{_PREFIX}/invocation/next", self._next),
@@ -162,7 +168,20 @@ class RuntimeApi:
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.address = f"{host}:{port}"
+        self._hosts = allowed_hosts(port, host)
         return self.address
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Only the runtime may call: no browser, no foreign Host (see :mod:`local_runtime.http_guard`)."""
+        reason = refusal(request, self._hosts)
+        if reason is not None:
+            log_refusal(f"Runtime API {self.address}", request, reason)
+            refused = _error(403, "AccessDeniedException", f"The Runtime API refused {reason}")
+            refused.force_close()
+            return refused
+        answer: web.StreamResponse = await handler(request)
+        return answer
 
     def _dispatch(self, request: InvocationRequest) -> None:
         self._current = request

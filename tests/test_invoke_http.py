@@ -89,10 +89,34 @@ class Answer:
         return json.loads(self.body)
 
 
-def connect(api: InvokeApi) -> socket.socket:
+class RawConnection:
+    """A socket whose requests name the server as a real client does.
+
+    Requests are built before the port is known, with ``Host: localhost``; this
+    fills in the port the server listens on (the API refuses a Host without it).
+    """
+
+    def __init__(self, sock: socket.socket, port: int) -> None:
+        self._sock = sock
+        self._host = b"Host: localhost:%d\r\n" % port
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data.replace(b"Host: localhost\r\n", self._host))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def __enter__(self) -> RawConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+
+
+def connect(api: InvokeApi) -> Any:
     sock = socket.create_connection(api.server_address[:2], timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+    return RawConnection(sock, api.server_address[1])
 
 
 def read_answer(sock: socket.socket, buffer: bytearray | None = None) -> Answer | None:
@@ -267,11 +291,11 @@ def test_a_chunked_body_over_the_limit_is_413(api, logs):
 @pytest.mark.parametrize(
     "cut",
     [
-        b"POST " + PATH.format("whoami").encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n",
-        b"POST " + PATH.format("whoami").encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{}",
+        b"POST " + PATH.format("whoami").encode() + b" HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n",
+        b"POST " + PATH.format("whoami").encode() + b" HTTP/1.1\r\nHost: localhost\r\nContent-Length: 20\r\n\r\n{}",
         b"POST "
         + PATH.format("whoami").encode()
-        + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}",
+        + b" HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}",
     ],
     ids=["headers-end-at-eof", "body-shorter-than-length", "chunked-without-last-chunk"],
 )
@@ -447,7 +471,7 @@ def test_sigterm_answers_every_client_and_removes_every_environments_files(tmp_p
         answers: list[Answer | None] = []
 
         def call() -> None:
-            with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            with RawConnection(socket.create_connection(("127.0.0.1", port), timeout=60), port) as sock:
                 sock.sendall(request(PATH.format("sleepy"), b'{"seconds": 60}'))
                 answers.append(read_answer(sock))
 
