@@ -36,11 +36,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 
-from key_ranges import Page, ParallelListing
-from list_parser import ListObjectsV2ParserFactory
-from manifest_upload import MIN_PART_BYTES, ManifestUpload
-from presign import MAX_EXPIRES_IN, S3Presigner
-from scan_request import BadRequest, ScanRequest, parse_allowed_buckets, parse_event
+from pdf_manifest.key_ranges import Page, ParallelListing
+from pdf_manifest.list_parser import ListObjectsV2ParserFactory
+from pdf_manifest.manifest_upload import MIN_PART_BYTES, ManifestUpload
+from pdf_manifest.presign import MAX_EXPIRES_IN, S3Presigner
+from pdf_manifest.scan_request import BadRequest, ScanRequest, parse_allowed_buckets, parse_event
 
 # ---------------------------------------------------------------------------
 # 1. Configuration, read once per execution environment (cold start).

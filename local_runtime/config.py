@@ -23,6 +23,7 @@ from local_runtime.strict_json import parse_json_document, read_bounded
 MIN_TIMEOUT_S = 0.1  # real Lambda's minimum is 1 s; fractions keep local tests fast
 MAX_TIMEOUT_S = 900.0
 DEFAULT_TIMEOUT_S = 3.0  # Lambda's default timeout
+DEFAULT_MEMORY_MB = 128  # Lambda's default memory
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
 INIT_TIMEOUT_S = 10.0  # on-demand init phase limit
@@ -49,16 +50,16 @@ class ConfigurationError(ValueError):
     """A runner option or environment file the service would reject."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FunctionConfig:
     """The subset of a function's configuration the runner reproduces."""
 
-    name: str = "pdf-manifest"
-    handler: str = "lambda_function.handler"
-    memory_mb: int = 512
+    name: str
+    task_root: Path  # the function's code, as Lambda unpacks it into /var/task
+    handler: str = ""  # module.function for Python; a provided runtime's bootstrap reads it as it likes
+    memory_mb: int = DEFAULT_MEMORY_MB
     timeout_s: float = DEFAULT_TIMEOUT_S
     region: str = "us-east-1"
-    task_root: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent)
     env: dict[str, str] = field(default_factory=dict)
     log_format: str = "text"  # "text" or "json", as the LoggingConfig.LogFormat setting
     tmp_per_environment: bool = True

@@ -251,7 +251,7 @@ def test_demo_runs_end_to_end():
         ["docs/graphs/measure_timeline.py"],
         ["-m", "reliability.fault_run"],
         ["-m", "reliability.load_run"],
-        ["-m", "local_runtime.embedded_s3"],
+        ["-m", "local_dev.embedded_s3"],
         ["invoke.py", "serve"],
     ],
 )

@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.chromium import CHROMEDRIVER, CHROMIUM, MISSING, start_chromium
 from tests.conftest import ROOT
@@ -25,22 +31,14 @@ pytestmark = pytest.mark.browser
 if CHROMIUM is None or CHROMEDRIVER is None:
     pytest.skip(MISSING, allow_module_level=True)
 
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.actions.wheel_input import ScrollOrigin  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 DOCS = ROOT / "docs"
 INDEX = (DOCS / "index.html").as_uri()
 VIEWER = (DOCS / "viewer.html").as_uri()
 ARTIFACTS = ROOT / "test-artifacts" / "docs"
-VISIBLE_SECTIONS = "return Array.from(document.querySelectorAll('main > section')).filter(s => s.offsetParent).length"
 IMAGES = (
     "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight])"
 )
-LINKS = "return Array.from(document.querySelectorAll('a[href]')).map(a => [a.getAttribute('href'), a.href])"
 GRAPH_WIDTH = "return document.getElementById('graph').naturalWidth"
 
 

@@ -19,9 +19,9 @@ from urllib.parse import unquote_plus
 import psutil
 import pytest
 
+from local_dev.events import load_event, sample_events
 from local_runtime import logs
 from local_runtime.config import ConfigurationError, FunctionConfig, load_env_vars_file
-from local_runtime.events import load_event, sample_events
 from local_runtime.pool import EnvironmentPool
 from tests.conftest import ROOT, Captured
 
@@ -55,7 +55,8 @@ def make_pool(sink: Captured) -> Iterator[Any]:
     pools: list[EnvironmentPool] = []
 
     def make(handler: str, **settings: Any) -> EnvironmentPool:
-        config = FunctionConfig(name="fixture", handler=f"{FIXTURES}.{handler}", **settings)
+        settings = {"memory_mb": 512, **settings}
+        config = FunctionConfig(task_root=ROOT, name="fixture", handler=f"{FIXTURES}.{handler}", **settings)
         pool = EnvironmentPool(config, log_sink=sink, max_environments=settings.pop("max_envs", 4))
         pools.append(pool)
         return pool
@@ -510,7 +511,7 @@ def task_root(tmp_path: Path) -> Path:
 
 
 def test_a_syntax_error_is_runtime_user_code_syntax_error(task_root, sink):
-    config = FunctionConfig(handler="syntax_broken.handler", task_root=task_root)
+    config = FunctionConfig(name="fixture", handler="syntax_broken.handler", task_root=task_root)
     with EnvironmentPool(config, log_sink=sink) as pool:
         invocation = pool.invoke(b"{}")
 
@@ -522,7 +523,7 @@ def test_a_syntax_error_is_runtime_user_code_syntax_error(task_root, sink):
 
 
 def test_a_process_killed_by_a_signal_is_reported_with_the_signal(task_root, sink):
-    config = FunctionConfig(handler="killed.handler", task_root=task_root)
+    config = FunctionConfig(name="fixture", handler="killed.handler", task_root=task_root)
     with EnvironmentPool(config, log_sink=sink) as pool:
         invocation = pool.invoke(b"{}")
 
@@ -531,6 +532,6 @@ def test_a_process_killed_by_a_signal_is_reported_with_the_signal(task_root, sin
 
 
 def test_a_slash_handler_path_resolves_from_the_task_root(task_root):
-    config = FunctionConfig(handler="nested/app.handler", task_root=task_root)
+    config = FunctionConfig(name="fixture", handler="nested/app.handler", task_root=task_root)
     with EnvironmentPool(config) as pool:
         assert body(pool.invoke(b"{}")) == str(task_root)

@@ -38,13 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from tools import deploy_inputs as check
+from tools.aws_target import Confirmation, Region, resolve_region
+from tools.deploy_inputs import InputError
+from tools.package import MACHINES, zip_name
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make tools.package importable
-    sys.path.insert(0, str(ROOT))
-from tools import deploy_inputs as check  # noqa: E402
-from tools.aws_target import Confirmation, Region, resolve_region  # noqa: E402
-from tools.deploy_inputs import InputError  # noqa: E402
-from tools.package import MACHINES, zip_name  # noqa: E402
 
 TEMPLATE = ROOT / "template.yaml"
 SAMCONFIG = ROOT / "samconfig.toml"

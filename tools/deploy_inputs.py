@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import re
 
+from pdf_manifest.scan_request import MAX_KEY_BYTES  # S3's limit on a key, and so on a prefix
+
 # The spellings people use for yes and no; anything else is refused rather
 # than read as "no", because "no" is the dangerous answer for DRY_RUN.
 YES_WORDS = frozenset({"1", "true", "yes", "y", "on"})
@@ -117,7 +119,6 @@ def version(value: str) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-MAX_KEY_BYTES = 1024  # S3's limit on a key, and so on a prefix
 
 
 def prefix(value: str, name: str = "PREFIX") -> str:

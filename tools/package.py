@@ -55,6 +55,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.deploy_inputs import InputError, flag
+
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_MODULE = "lambda_function"
 LAMBDA_PYTHON = "3.13"
@@ -351,8 +353,6 @@ def compile_command(python: str, tree: Path) -> list[str]:
 
 def compile_tree(tree: Path) -> None:
     """Compile every module under ``tree`` with Python 3.13 (PackageError in one line if there is none)."""
-    if str(ROOT) not in sys.path:  # run as a script, tools/ is on sys.path, not the repo root
-        sys.path.insert(0, str(ROOT))
     from local_runtime.lambda_python import LambdaPythonError, find_interpreter
 
     try:
@@ -537,10 +537,6 @@ def main(argv: list[str] | None = None) -> int:
         for module in local_modules():
             print(module.relative_to(ROOT).as_posix())
         return 0
-    if str(ROOT) not in sys.path:  # run as a script, tools/ is on sys.path, not the repo root
-        sys.path.insert(0, str(ROOT))
-    from tools.deploy_inputs import InputError, flag
-
     try:
         preview = flag("DRY_RUN", os.environ.get("DRY_RUN"))
     except InputError as exc:

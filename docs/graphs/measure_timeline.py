@@ -74,8 +74,7 @@ def _child_fallback(repeat: int) -> None:
     """Run inside a fresh interpreter: time the import, then each handler call."""
     import resource
 
-    sys.path.insert(0, str(ROOT))
-    from local_runtime.context import make_context
+    from testkit.lambda_context import make_context
 
     started = time.perf_counter()
     import lambda_function
@@ -104,8 +103,7 @@ def _child_fallback(repeat: int) -> None:
 
 
 def measure() -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT))
-    from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+    from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
 
     with embedded_s3() as endpoint:
         env = {
