@@ -78,6 +78,7 @@ class ObjectEvent:
     key: str  # as stored
     event_name: str  # S3's spelling, without "s3:"
     record: dict[str, Any]
+    principal: str = ""  # who wrote the object (the access key, for a local S3)
 
     @property
     def label(self) -> str:
@@ -176,7 +177,7 @@ def _object_event(record: Any, index: int, encoded: bool) -> ObjectEvent:
             "object": shaped_object,
         },
     }
-    return ObjectEvent(bucket=bucket, key=key, event_name=name, record=shaped)
+    return ObjectEvent(bucket=bucket, key=key, event_name=name, record=shaped, principal=str(principal))
 
 
 def _event_time(raw: Any) -> str:
@@ -233,8 +234,13 @@ def invoke_through_api(invoke_url: str, function_name: str) -> Any:
 class Bridge:
     """The webhook endpoint and the function's asynchronous queue behind it."""
 
-    def __init__(self, rules: TriggerRules, bucket: str, queue: AsyncQueue) -> None:
+    def __init__(
+        self, rules: TriggerRules, bucket: str, queue: AsyncQueue, function_principal: str | None = None
+    ) -> None:
         self.rules = rules
+        # The access key the function writes with: an object written by anyone else never continues a
+        # chain of the function's own writes (Lambda follows the trace header; a local S3 drops it).
+        self.function_principal = function_principal
         self.bucket = bucket
         self.queue = queue
         self.hosts: frozenset[str] = frozenset()
@@ -275,14 +281,19 @@ class Bridge:
             _log.warning("ignored %s %s: the trigger is on bucket %s only", event.event_name, event.label, self.bucket)
             return False
         if not (self.rules.event_matches(event.event_name) and self.rules.key_matches(event.key)):
-            _log.info("no invocation for %s %s: the trigger takes %s", event.event_name, event.label, self.rules.describe())
+            _log.info(
+                "no invocation for %s %s: the trigger takes %s", event.event_name, event.label, self.rules.describe()
+            )
             return False
         payload = json.dumps({"Records": [event.record]}, ensure_ascii=False).encode("utf-8")
-        depth = self.queue.chain_depth()
+        someone_else = self.function_principal is not None and event.principal != self.function_principal
+        depth = 1 if someone_else else self.queue.chain_depth()
         queued = QueuedEvent(payload=payload, depth=depth, label=event.label)
         if self.queue.submit(queued):
             chain = f", invocation {depth} of a chain of the function's own writes" if depth > 1 else ""
-            _log.info("%s %s: queued for the function (event %s%s)", event.event_name, event.label, queued.request_id, chain)
+            _log.info(
+                "%s %s: queued for the function (event %s%s)", event.event_name, event.label, queued.request_id, chain
+            )
             return True
         return False
 
@@ -336,7 +347,8 @@ def _settings_from(env_file: str, template: str) -> dict[str, str]:
         values.update(load_template_function(template).env)
     if env_file and Path(env_file).is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    values.update({k: v for k, v in os.environ.items() if k in ("BUCKET_NAME", "PREFIX", "AWS_REGION")})
+    wanted = ("BUCKET_NAME", "PREFIX", "AWS_REGION", "AWS_ACCESS_KEY_ID")
+    values.update({k: v for k, v in os.environ.items() if k in wanted})
     return values
 
 
@@ -380,7 +392,10 @@ def main(argv: list[str] | None = None) -> int:
         print("s3-bridge: no bucket: set BUCKET_NAME in .env or pass --bucket", file=sys.stderr)
         return 2
     if not is_loopback(args.host):
-        print(f"s3-bridge: --host {args.host} is not loopback; the bridge invokes the function for anyone", file=sys.stderr)
+        print(
+            f"s3-bridge: --host {args.host} is not loopback; the bridge invokes the function for anyone",
+            file=sys.stderr,
+        )
         return 2
     rules = trigger_rules(args.prefix if args.prefix is not None else settings.get("PREFIX", ""))
     region = settings.get("AWS_REGION", "us-east-1")
@@ -397,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"s3-bridge: {exc}", file=sys.stderr)
         return 2
     queue = AsyncQueue(async_settings, invoke_through_api(args.invoke_url, args.function_name))
-    bridge = Bridge(rules, bucket, queue)
+    bridge = Bridge(rules, bucket, queue, settings.get("AWS_ACCESS_KEY_ID"))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -174,11 +174,13 @@ class AsyncQueue:
         with self._lock:
             if self._closed:
                 return False
-            if len(self._heap) + len(self._running) >= self.settings.queue_limit:
+            waiting = len(self._heap) + len(self._running)
+            if self._overflowing and waiting < self.settings.queue_limit // 2:
+                self._overflowing = False  # drained to half: the next overflow is a new one, logged again
+            if waiting >= self.settings.queue_limit or self._overflowing:
                 first = not self._overflowing
                 self._overflowing = True
             else:
-                self._overflowing = False
                 heapq.heappush(self._heap, (time.monotonic(), next(self._order), event))
                 self._lock.notify()
                 return True
@@ -186,7 +188,7 @@ class AsyncQueue:
         if first:
             _log.warning(
                 "async event queue of %s is full (%d events): new events go to the on-failure destination "
-                "as aged out (EventAgeExceeded) until it drains",
+                "as aged out (EventAgeExceeded) until it drains to half",
                 self.settings.function_arn,
                 self.settings.queue_limit,
             )

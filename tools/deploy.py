@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from local_dev.s3_trigger import trigger_rules
-
 from tools import deploy_inputs as check
 from tools.aws_target import Confirmation, Region, resolve_region
 from tools.deploy_inputs import InputError

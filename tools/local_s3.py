@@ -197,13 +197,17 @@ class Server:
         except (OSError, ValueError):
             return None
         pid = record.get("pid") if isinstance(record, dict) else None
-        if isinstance(pid, int) and "local_dev.s3_bridge" in command_line(pid) and str(self.bridge_state) in " ".join(
-            command_line(pid)
+        if (
+            isinstance(pid, int)
+            and "local_dev.s3_bridge" in command_line(pid)
+            and str(self.bridge_state) in " ".join(command_line(pid))
         ):
             return record
         return None
 
-    def start_bridge(self, bridge: Address, invoke_url: str, on_failure: Path, allow_hosts: tuple[str, ...] = ()) -> str:
+    def start_bridge(
+        self, bridge: Address, invoke_url: str, on_failure: Path, allow_hosts: tuple[str, ...] = ()
+    ) -> str:
         """The bridge's webhook URL, starting it unless it already runs here."""
         record = self.bridge_running()
         if record:
@@ -262,9 +266,7 @@ class Server:
             os.kill(pid, signal.SIGTERM)
         return pid
 
-    def start(
-        self, binary: Path, s3: Address, console: Address, settings: Settings, webhook: str | None = None
-    ) -> int:
+    def start(self, binary: Path, s3: Address, console: Address, settings: Settings, webhook: str | None = None) -> int:
         for address, option in ((s3, "S3_ADDR"), (console, "CONSOLE_ADDR")):
             if not port_is_free(address):
                 raise LocalS3Error(f"{address} ({option}) is taken by another program: stop it or move: {FIX_PORTS}")

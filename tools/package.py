@@ -173,7 +173,9 @@ def _normalise(name: str) -> str:
 
 def dev_only_packages(root: Path = ROOT) -> set[str]:
     """Projects the developers need that Lambda must never get."""
-    wanted = _requirement_names(root / "requirements-dev.txt") | _requirement_names(root / "requirements-lambda-debug.txt")
+    wanted = _requirement_names(root / "requirements-dev.txt") | _requirement_names(
+        root / "requirements-lambda-debug.txt"
+    )
     return wanted - _requirement_names(root / "requirements.txt")
 
 
