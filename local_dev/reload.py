@@ -60,8 +60,6 @@ class Reloader:
         self._stop = threading.Event()
         self._filter = DefaultFilter(ignore_dirs=IGNORED_DIRS)
         self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self.reloads = 0
 
     def start(self) -> Reloader:
         """Watch the task root itself (its files, saved in place or by rename) and, recursively, each of its
@@ -105,8 +103,6 @@ class Reloader:
 
     def changed(self, paths: list[str]) -> None:
         idle = busy = 0
-        with self._lock:
-            self.reloads += 1
         for pool in self.pools:
             ended, later = pool.retire_environments()
             idle, busy = idle + ended, busy + later

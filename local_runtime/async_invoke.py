@@ -90,7 +90,6 @@ class QueuedEvent:
     label: str = ""  # what the log names (for S3: bucket/key)
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     received: float = field(default_factory=time.monotonic)
-    received_wall: float = field(default_factory=time.time)
     attempts: int = 0
     throttles: int = 0
     last: Outcome | None = None

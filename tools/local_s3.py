@@ -267,9 +267,7 @@ class Server:
         return pid
 
     def start(self, binary: Path, s3: Address, console: Address, settings: Settings, webhook: str | None = None) -> int:
-        for address, option in ((s3, "S3_ADDR"), (console, "CONSOLE_ADDR")):
-            if not port_is_free(address):
-                raise LocalS3Error(f"{address} ({option}) is taken by another program: stop it or move: {FIX_PORTS}")
+        self.check_ports(s3, console)
         self.buckets.mkdir(parents=True, exist_ok=True)
         command = [
             str(binary),
@@ -313,6 +311,12 @@ class Server:
             time.sleep(0.1)
         self.stop(process.pid)
         raise LocalS3Error(f"versitygw did not answer within {READY_TIMEOUT_S:.0f} s; see {self.log_path}")
+
+    @staticmethod
+    def check_ports(s3: Address, console: Address) -> None:
+        for address, option in ((s3, "S3_ADDR"), (console, "CONSOLE_ADDR")):
+            if not port_is_free(address):
+                raise LocalS3Error(f"{address} ({option}) is taken by another program: stop it or move: {FIX_PORTS}")
 
     def _webhook_options(self, webhook: str) -> list[str]:
         """versitygw's notifications to the bridge, only the event types the trigger takes."""
@@ -392,7 +396,10 @@ def cmd_up(args: argparse.Namespace) -> str:
         raise LocalS3Error(f"an older make verifier-up still runs here (pid {legacy}): make down, then make up")
     record = server.running()
     webhook = None
+    bridge_was_running = server.bridge_running() is not None
     if args.bridge_addr:  # the bridge first: versitygw exits at start when its webhook does not answer
+        if not record:
+            server.check_ports(s3, console)
         webhook = server.start_bridge(
             Address.parse(args.bridge_addr, "BRIDGE_ADDR"), args.invoke_url, Path(args.on_failure).resolve()
         )
@@ -406,7 +413,12 @@ def cmd_up(args: argparse.Namespace) -> str:
         if webhook and record.get("webhook") != webhook:
             state += "; it sends no notifications to the bridge (make down, then make up)"
     else:
-        state = f"started (pid {server.start(binary, s3, console, settings, webhook)})"
+        try:
+            state = f"started (pid {server.start(binary, s3, console, settings, webhook)})"
+        except LocalS3Error:
+            if webhook and not bridge_was_running:
+                server.stop_bridge()  # started for this server only
+            raise
     created = ensure_bucket(s3.url, settings)
     bucket = f"bucket {settings.bucket}{' created' if created else ''}"
     events = (
