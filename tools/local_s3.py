@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from local_dev.s3_trigger import trigger_rules
-
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {
     "AWS_ACCESS_KEY_ID": "minioadmin",
@@ -320,6 +318,8 @@ class Server:
 
     def _webhook_options(self, webhook: str) -> list[str]:
         """versitygw's notifications to the bridge, only the event types the trigger takes."""
+        from local_dev.s3_trigger import trigger_rules  # here: `make down` runs under any python3
+
         filter_file = self.data / EVENT_FILTER_FILE
         filter_file.write_text(json.dumps(dict.fromkeys(trigger_rules("").events, True)) + "\n")
         return ["--event-webhook-url", webhook, "--event-filter", str(filter_file)]
@@ -445,6 +445,8 @@ def cmd_bridge(args: argparse.Namespace) -> str:
 
 def minio_notification(prefix: str) -> dict[str, object]:
     """The bucket notification MinIO gets (compose's create-bucket): the trigger's rules, to the webhook target."""
+    from local_dev.s3_trigger import trigger_rules
+
     rules = trigger_rules(prefix)
     entry: dict[str, object] = {"Id": "local-s3-trigger", "QueueArn": "arn:minio:sqs::LAMBDA:webhook"}
     entry["Events"] = list(rules.events)
