@@ -188,7 +188,7 @@ def template_setting(name: str, value: str, spec: dict[str, object]) -> str:
     if spec.get("Type") == "Number":
         _matching(name, value, _DECIMAL, "a whole number")
         low, high = spec.get("MinValue"), spec.get("MaxValue")
-        if isinstance(low, int) and int(value) < low or isinstance(high, int) and int(value) > high:
+        if (isinstance(low, int) and int(value) < low) or (isinstance(high, int) and int(value) > high):
             raise InputError(f"{name}={value} is outside {low}..{high}")
         return str(int(value))
     return value
