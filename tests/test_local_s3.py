@@ -13,8 +13,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
