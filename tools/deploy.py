@@ -47,6 +47,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from local_dev.s3_trigger import trigger_rules
 from tools import deploy_inputs as check
 from tools.aws_target import Confirmation, Region, resolve_region
 from tools.deploy_inputs import InputError
@@ -515,19 +516,7 @@ def merged_notification(
     EventBridge) is carried over untouched.
     """
     merged = {key: value for key, value in existing.items() if key != "ResponseMetadata"}
-    ours = {
-        "Id": notification_id,
-        "LambdaFunctionArn": function_arn,
-        "Events": ["s3:ObjectCreated:*"],
-        "Filter": {
-            "Key": {
-                "FilterRules": [
-                    *([{"Name": "prefix", "Value": prefix}] if prefix else []),
-                    {"Name": "suffix", "Value": ".pdf"},
-                ]
-            }
-        },
-    }
+    ours = trigger_rules(prefix).notification(notification_id, function_arn)
     others = [c for c in merged.get("LambdaFunctionConfigurations", []) if c.get("Id") != notification_id]
     merged["LambdaFunctionConfigurations"] = [*others, ours]
     return merged
