@@ -61,7 +61,7 @@ lint: install ## ruff, the import contracts between layers (lint-imports), mypy 
 ##@ Local S3
 
 up: ## local S3 + web console: MinIO in Docker if an engine answers, else native versitygw (API :9000, console :9001)
-	@test -f .env || { sed '$(if $(filter-out 127.0.0.1:9000,$(S3_ADDR)),s|^S3_ENDPOINT_URL=.*|S3_ENDPOINT_URL=http://$(S3_ADDR)|)' .env.example >.env && \
+	@test -f .env || { sed '$(if $(filter-out 127.0.0.1:9000,$(S3_ADDR)),s|^S3_ENDPOINT_URL=.*|S3_ENDPOINT_URL=http://$(subst 127.0.0.1:,localhost:,$(S3_ADDR))|)' .env.example >.env && \
 	  echo "make up: wrote .env from .env.example (make seed / make invoke read it)"; }
 	@if [ "$(LOCAL_S3)" = docker ] || { [ "$(LOCAL_S3)" = auto ] && docker info >/dev/null 2>&1; }; then \
 	  $(PY) tools/local_s3.py bridge --data "$(S3_DATA)" $(BRIDGE_OPTIONS) --allow-host host.docker.internal:$(BRIDGE_PORT) && \

@@ -13,6 +13,14 @@ scripts that talk to it always agree on the keys. The running server is
 recorded in ``<data>/versitygw.json``; ``down`` signals that pid only while it
 is still this versitygw (same binary name, same data directory), so a stale
 record never takes down whatever process reused the number.
+
+The console runs in the browser and calls the S3 API from there, which
+versitygw allows (CORS) from one origin only. A server bound to 127.0.0.1 is
+therefore named ``localhost`` everywhere a person reads or types it: the
+printed addresses, the console's origin and its gateway list, and
+``.env.example``'s ``S3_ENDPOINT_URL``. Its internal IAM (``<data>/iam``)
+answers the console's user pages, which single-root-user mode refuses with a
+red ``XAdminMethodNotSupported`` toast.
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ LOG_FILE = "versitygw.log"
 READY_TIMEOUT_S = 20.0  # a cold start of the 60 MB binary on a busy 2-core machine
 STOP_TIMEOUT_S = 5.0
 FIX_PORTS = (
-    "make up S3_ADDR=127.0.0.1:9100 CONSOLE_ADDR=127.0.0.1:9101 (and S3_ENDPOINT_URL=http://127.0.0.1:9100 in .env)"
+    "make up S3_ADDR=127.0.0.1:9100 CONSOLE_ADDR=127.0.0.1:9101 (and S3_ENDPOINT_URL=http://localhost:9100 in .env)"
 )
 # Loopback only: never through a proxy from the environment.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -79,6 +87,11 @@ class Address:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def browser_url(self) -> str:
+        """The address as people type it: ``localhost`` for 127.0.0.1 (the name .env.example uses)."""
+        return f"http://localhost:{self.port}" if self.host == "127.0.0.1" else self.url
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,7 @@ class Server:
     def __init__(self, data: Path) -> None:
         self.data = data.resolve()
         self.buckets = self.data / "buckets"
+        self.iam = self.data / "iam"  # versitygw's internal IAM: the console's user pages work
         self.state_path = self.data / STATE_FILE
         self.log_path = self.data / LOG_FILE
         self.bridge_state = self.data / BRIDGE_STATE_FILE
@@ -267,18 +281,26 @@ class Server:
     def start(self, binary: Path, s3: Address, console: Address, settings: Settings, webhook: str | None = None) -> int:
         self.check_ports(s3, console)
         self.buckets.mkdir(parents=True, exist_ok=True)
+        self.iam.mkdir(exist_ok=True)
         command = [
             str(binary),
             "--port",
             str(s3),
             "--region",
             settings.region,
+            "--iam-dir",
+            str(self.iam),
             "--webui",
             str(console),
             "--webui-no-tls",
-            # One origin only (a browser rejects a list): the console URL printed below.
+            # One origin only (a browser rejects a list): the console URL printed below, and the
+            # S3 API the console calls by the same name, so the login page shows .env's endpoint.
             "--cors-allow-origin",
-            console.url,
+            console.browser_url,
+            "--webui-gateways",
+            s3.browser_url,
+            "--webui-admin-gateways",
+            s3.browser_url,
             "--health",
             "/health",
             "--keep-alive",
@@ -373,11 +395,14 @@ def ensure_bucket(endpoint: str, settings: Settings) -> bool:
 def endpoint_note(settings: Settings, s3: Address) -> str:
     """A warning when seed/invoke are configured for another server than this one."""
     if not settings.endpoint_url:
-        return f"; set S3_ENDPOINT_URL={s3.url} in .env for make seed / make invoke"
+        return f"; set S3_ENDPOINT_URL={s3.browser_url} in .env for make seed / make invoke"
     parts = urlsplit(settings.endpoint_url)
     same_host = parts.hostname in (s3.host, "localhost" if s3.host in ("127.0.0.1", "::1") else s3.host)
     if parts.port != s3.port or not same_host:
-        return f"; note: S3_ENDPOINT_URL is {settings.endpoint_url}, set it to {s3.url} for make seed / make invoke"
+        return (
+            f"; note: S3_ENDPOINT_URL is {settings.endpoint_url}, set it to {s3.browser_url} "
+            "for make seed / make invoke"
+        )
     return ""
 
 
@@ -425,7 +450,7 @@ def cmd_up(args: argparse.Namespace) -> str:
         f"; uploads notify {webhook}, which invokes the function at {args.invoke_url} (make serve)" if webhook else ""
     )
     return (
-        f"native S3 (versitygw, no Docker) {state}: API {s3.url}, console {console.url}/ "
+        f"native S3 (versitygw, no Docker) {state}: API {s3.browser_url}, console {console.browser_url}/ "
         f"(log in as {settings.access_key} with AWS_SECRET_ACCESS_KEY), {bucket}, data {args.data}/"
         f"{events}{endpoint_note(settings, s3)}"
     )
