@@ -217,7 +217,7 @@ def launch(
     if config.tmp_per_environment:
         args += ["--size", str(config.ephemeral_storage_mb << 20), "--tmpfs", "/tmp"]
     else:
-        args += ["--bind", tempfile.gettempdir(), "/tmp"]
+        args += ["--bind", env.get("TMPDIR") or tempfile.gettempdir(), "/tmp"]  # the host's, as its TMPDIR says
     args += ["--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--unshare-ipc", "--die-with-parent"]
     args += ["--chdir", TASK]
     bwrap = support().bwrap
