@@ -243,6 +243,13 @@ def _proportional(pids: list[int]) -> int:
     return total
 
 
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
 def signal_all(pids: list[int], sig: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -317,15 +324,18 @@ class MemoryWatch:
         """SIGSTOP every process, until no new one appears (a stopped process cannot fork)."""
         with self._lock:
             self.frozen = True
-            stopped: set[int] = set()
-            while True:
+            # The process group first, in one call (the runtime leads it): none of its members can fork after.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.root_pid, signal.SIGSTOP)
+            known: set[int] = set()
+            while True:  # then whatever left the group (setsid): stopped, and looked for again until none is new
                 current = set(tree(self.root_pid))
-                fresh = current - stopped
-                if not fresh:
+                outside = [pid for pid in current - known if _group(pid) != self.root_pid]
+                known |= current
+                if not outside:
                     break
-                signal_all(sorted(fresh), signal.SIGSTOP)
-                stopped |= fresh
-            self._pids = sorted(stopped) or [self.root_pid]
+                signal_all(outside, signal.SIGSTOP)
+            self._pids = sorted(known) or [self.root_pid]
 
     def thaw(self) -> None:
         with self._lock:
