@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?= -n 2
 # No "Entering directory" lines from sub-makes: `make invoke > out.json` is the function's JSON only.
 MAKEFLAGS += --no-print-directory
@@ -31,16 +31,17 @@ help: ## this list, grouped
 	  $(MAKEFILE_LIST)
 
 # Everything install prints goes to stderr, so `make invoke > out.json` stays pure JSON on a first run too.
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || { echo "==> creating $(VENV) with $$($(PYTHON) --version 2>&1)" >&2 && $(PYTHON) -m venv $(VENV); }
-	@echo "==> installing requirements-dev.txt into $(VENV) (first time: about a minute; full log in $(VENV)/pip.log)" >&2
+	@echo "==> installing requirements-dev.txt and this project (editable) into $(VENV) (first time: about a minute; full log in $(VENV)/pip.log)" >&2
 	@set -o pipefail; \
-	{ $(PY) -m pip install --upgrade pip && $(PY) -m pip install -r requirements-dev.txt; } 2>&1 | tee $(VENV)/pip.log \
+	{ $(PY) -m pip install --upgrade pip && $(PY) -m pip install -r requirements-dev.txt \
+	  && $(PY) -m pip install --no-deps -e .; } 2>&1 | tee $(VENV)/pip.log \
 	  | { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; } | cut -c1-110 >&2 \
 	  || { echo "pip failed; the end of $(VENV)/pip.log:" >&2; tail -n 20 $(VENV)/pip.log >&2; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP) ## create .venv and install everything the project needs (make demo/test do it too)
+install: $(STAMP) ## create .venv, install what the project needs and the project itself (pip install -e .)
 
 demo: install ## run the whole job on an embedded S3 (no Docker, no AWS): seed, invoke, fetch the URLs
 	@$(PY) demo.py
@@ -50,9 +51,12 @@ test: install test-deps ## install what the tests need and run the whole suite (
 
 ##@ Test and lint
 
-lint: install ## ruff check and ruff format --check
+lint: install ## ruff, the import contracts between layers (lint-imports), mypy and vulture
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
+	$(PY) -m vulture
 
 ##@ Local S3
 

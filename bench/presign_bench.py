@@ -23,25 +23,22 @@ import datetime as dt
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import botocore
+import botocore.auth
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import ReadOnlyCredentials
+
+from bench.output import results_path
+from pdf_manifest.presign import S3Presigner
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import botocore  # noqa: E402
-import botocore.auth  # noqa: E402
-import botocore.session  # noqa: E402
-from botocore.config import Config  # noqa: E402
-from botocore.credentials import ReadOnlyCredentials  # noqa: E402
-
-from bench.output import results_path  # noqa: E402
-from presign import S3Presigner  # noqa: E402
 
 ENDPOINT = "http://127.0.0.1:9000"
 REGION = "us-east-1"

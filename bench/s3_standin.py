@@ -14,7 +14,7 @@ Three layouts of the same N keys: ``flat`` (``2026/04/doc-0000001.pdf``),
 folder) and ``hex`` (``2026/04/3a9c...e1.pdf``: 32 hex digits spread evenly
 over the whole range, the shape of hashed or UUID names).
 
-With a latency model (``bench/latency_model.py``: ``--latency published``) each
+With a latency model (``testkit/latency_model.py``: ``--latency published``) each
 request is held for as long as real S3 would take to answer it (a LIST page,
 an upload by its size, anything else), without using CPU.
 
@@ -46,22 +46,18 @@ import contextlib
 import hashlib
 import signal
 import socket
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.latency_model import ZERO, LatencyModel, parse
-from reliability.fault_proxy import s3_operation
+from testkit.latency_model import ZERO, LatencyModel, parse
+from testkit.s3_operations import s3_operation
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 PAGE_MAX = 1000
@@ -567,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency",
         default="off",
-        help="per-request latency: off (default), published (bench/latency_model.py), list=0.3,other=0.1,put_mbps=85",
+        help="per-request latency: off (default), published (testkit/latency_model.py), list=0.3,other=0.1,put_mbps=85",
     )
     parser.add_argument("--keep", action="store_true", help="keep uploaded bytes (memory grows with them)")
     args = parser.parse_args(argv)

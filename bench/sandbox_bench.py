@@ -24,14 +24,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.output import results_path
+from local_runtime import sandbox
+from local_runtime.config import FunctionConfig
+from local_runtime.environment import ExecutionEnvironment
 
-from bench.output import results_path  # noqa: E402
-from local_runtime import sandbox  # noqa: E402
-from local_runtime.config import FunctionConfig  # noqa: E402
-from local_runtime.environment import ExecutionEnvironment  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = ROOT / "tests" / "fixtures" / "sandbox_probe"
 

@@ -21,7 +21,7 @@ Modes, at each N:
   URLs are counted, not stored: it uploads no manifest).
 
 Every scan runs at zero latency and under the published latency model
-(``bench/latency_model.py``: 0.3 s a LIST page, 0.1 s other requests, uploads
+(``testkit/latency_model.py``: 0.3 s a LIST page, 0.1 s other requests, uploads
 at 85 MB/s), on a ``flat`` layout and optionally ``folders`` and ``hex``
 (``--layouts``). ``LIST_CONCURRENCY`` (``--list-concurrency``) is handed to the
 handler. Each child reports its process CPU time (user + system, its
@@ -65,11 +65,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.output import graphs_dir, results_dir
 
-from bench.output import graphs_dir, results_dir  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # Every file this benchmark writes goes under here (plus GRAPHS): bench/out/ unless RECORD=1.
 RESULTS_DIR = results_dir()
@@ -243,7 +241,6 @@ def run_child(mode: str, endpoint: str, bucket: str, prefix: str) -> int:
     manifest_id = f"bench-{mode}-{bucket}"
     imported = time.perf_counter()
     if mode in ("handler", "list-handler"):
-        sys.path.insert(0, str(ROOT))
         import lambda_function  # noqa: F401 -- the cold start: config, clients' session, powertools
     elif mode == "list":
         import aiobotocore.session  # noqa: F401
@@ -626,9 +623,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    sys.path.insert(0, str(ROOT))
-    from bench.latency_model import parse
     from bench.s3_standin import GeneratedBucket
+    from testkit.latency_model import parse
 
     limit = int(os.environ.get("BENCH_MAX", "100000"))
     sizes = args.sizes or [n for n in DEFAULT_SIZES if n <= limit]

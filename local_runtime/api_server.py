@@ -186,7 +186,6 @@ class InvokeApi:
         self._closing = False
         self._in_flight = 0
         self._async_jobs: set[asyncio.Task[None]] = set()
-        self.refused_connections = 0
 
     @property
     def url(self) -> str:
@@ -253,7 +252,6 @@ class InvokeApi:
 
         def capped() -> asyncio.Protocol:
             if len(factory.connections) >= self.max_connections or self._closing:
-                self.refused_connections += 1
                 return _Refused()
             return factory()
 
@@ -330,8 +328,8 @@ class InvokeApi:
             return _error_response(error, request_id)
         except Exception:  # noqa: BLE001 - a bug here must still answer in Lambda's shape, the next request in step
             _log.exception("Invoke API failed on request %s", request_id)
-            error = ApiError(500, "ServiceException", "The local Invoke API failed; see its log", Type="Service")
-            return _error_response(error, request_id)
+            failure = ApiError(500, "ServiceException", "The local Invoke API failed; see its log", Type="Service")
+            return _error_response(failure, request_id)
 
     async def _invoke(self, request: web.Request, request_id: str) -> web.StreamResponse:
         self._guard(request)

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from local_runtime.strict_json import parse_json_document, read_bounded
 MIN_TIMEOUT_S = 0.1  # real Lambda's minimum is 1 s; fractions keep local tests fast
 MAX_TIMEOUT_S = 900.0
 DEFAULT_TIMEOUT_S = 3.0  # Lambda's default timeout
+DEFAULT_MEMORY_MB = 128  # Lambda's default memory
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
 MIN_EPHEMERAL_MB, MAX_EPHEMERAL_MB = 512, 10_240  # EphemeralStorage.Size: /tmp
@@ -52,16 +54,16 @@ class ConfigurationError(ValueError):
     """A runner option or environment file the service would reject."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FunctionConfig:
     """The subset of a function's configuration the runner reproduces."""
 
-    name: str = "pdf-manifest"
-    handler: str = "lambda_function.handler"
-    memory_mb: int = 512
+    name: str
+    task_root: Path  # the function's code, as Lambda unpacks it into /var/task
+    handler: str = ""  # module.function for Python; a provided runtime's bootstrap reads it as it likes
+    memory_mb: int = DEFAULT_MEMORY_MB
     timeout_s: float = DEFAULT_TIMEOUT_S
     region: str = "us-east-1"
-    task_root: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent)
     env: dict[str, str] = field(default_factory=dict)
     log_format: str = "text"  # "text" or "json", as the LoggingConfig.LogFormat setting
     tmp_per_environment: bool = True
@@ -195,12 +197,17 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def load_env_vars_file(path: str | Path, function_name: str) -> dict[str, str]:
-    """Read SAM's ``--env-vars`` JSON: ``{"Parameters": {...}}`` and/or ``{"<FunctionName>": {...}}``.
+def load_env_vars_file(
+    path: str | Path, *function_keys: str, warn: Callable[[str], None] | None = None
+) -> dict[str, str]:
+    """Read SAM's ``--env-vars`` JSON: ``{"Parameters": {...}}`` and/or a section per function.
 
-    As in SAM, the function's own section overrides ``Parameters``. A flat
-    ``{"NAME": "value"}`` file is accepted too, because that is what people
-    write first.
+    As ``sam local invoke`` does, a function's own section (keyed by its logical
+    id in the template, ``Function`` here, or by its name) overrides
+    ``Parameters``. A flat ``{"NAME": "value"}`` file is accepted too, because
+    that is what people write first. A section that names no function here is
+    reported through ``warn``: SAM ignores it just as silently, which is how a
+    typo leaves a variable unchanged with nothing said.
     """
     try:
         data = parse_json_document(read_bounded(path, ENV_FILE_LIMIT, "the file"), "the file")
@@ -208,11 +215,18 @@ def load_env_vars_file(path: str | Path, function_name: str) -> dict[str, str]:
         raise ConfigurationError(f"cannot read env vars file {str(path)!r}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"env vars file {str(path)!r} must hold a JSON object")
-    sections = [v for k, v in data.items() if k in ("Parameters", function_name)]
-    if not sections and all(not isinstance(v, dict) for v in data.values()):
+    if all(not isinstance(v, dict) for v in data.values()):
         sections = [data]
+    else:
+        keys = [k for k in ("Parameters", *dict.fromkeys(function_keys)) if k in data]  # lowest precedence first
+        sections = [data[k] for k in keys]
+        unmatched = [k for k in data if k not in keys]
+        if unmatched and warn is not None:
+            names = ", ".join(json.dumps(k[:40]) for k in unmatched[:5])
+            known = ", ".join(json.dumps(k) for k in ("Parameters", *dict.fromkeys(function_keys)))
+            warn(f"env vars file {str(path)!r}: {names} match no function here (known: {known}); ignored")
     merged: dict[str, str] = {}
-    for section in sorted(sections, key=lambda s: s is not data.get("Parameters")):
+    for section in sections:
         if not isinstance(section, dict):
             raise ConfigurationError(f"env vars file {str(path)!r}: sections must be JSON objects")
         merged.update({name: _as_env_value(name, value) for name, value in section.items()})

@@ -122,15 +122,6 @@ def report_line(log_format: str, report: Report) -> str:
     return "\t".join(fields)
 
 
-def parse_report_line(line: str) -> dict[str, str]:
-    """Split a text REPORT line into its fields; tests and tools read figures with it."""
-    fields: dict[str, str] = {}
-    for part in line.strip().split("\t"):
-        name, _, value = part.partition(": ")
-        fields[name.removeprefix("REPORT ")] = value
-    return fields
-
-
 # ---------------------------------------------------------------------------
 # The function's own output, read from outside the environment.
 # ---------------------------------------------------------------------------

@@ -19,14 +19,15 @@ import asyncio
 import json
 import queue
 import threading
-import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
+
+_T = TypeVar("_T")
 
 MAX_RESPONSE_BYTES = 6_291_556  # 6 MiB + 100 B: the buffered response limit of Lambda's Runtime API
 _PREFIX = "/2018-06-01/runtime"
@@ -78,7 +79,6 @@ class RuntimeEvent:
     body: bytes = b""
     error_type: str | None = None
     detail: str = ""
-    at: float = field(default_factory=time.perf_counter)
 
 
 def _error(status: int, error_type: str, message: str) -> web.Response:
@@ -97,7 +97,7 @@ class _Loop:
     _loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def run(cls, coroutine: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
+    def run(cls, coroutine: Coroutine[Any, Any, _T], timeout: float = 10) -> _T:
         with cls._lock:
             if cls._loop is None:
                 loop = asyncio.new_event_loop()

@@ -17,7 +17,7 @@ Which fault hits which request is decided by a callback (see
 requests of that operation came before it, so a seeded schedule replays the
 same faults even though listing and part uploads run concurrently.
 
-A ``latency`` model (``bench/latency_model.py``) adds S3's per-operation
+A ``latency`` model (``testkit/latency_model.py``) adds S3's per-operation
 response time to every request on top of the schedule's faults, so a fault
 run can also show how the handler behaves when every LIST page costs 0.3 s.
 """
@@ -32,9 +32,10 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from bench.latency_model import ZERO, LatencyModel
+from testkit.latency_model import ZERO, LatencyModel
+from testkit.s3_operations import s3_operation
 
 
 class Fault(enum.StrEnum):
@@ -67,37 +68,6 @@ class RequestInfo:
 
 
 Decider = Callable[[RequestInfo], Action]
-
-
-def s3_operation(method: str, target: str) -> str:
-    """Name the S3 API call from the request line (path-style addressing)."""
-    parts = urlsplit(target)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    path = parts.path.strip("/")
-    has_key = "/" in path
-    if method == "GET":
-        if not has_key:
-            return (
-                "ListObjectsV2"
-                if query.get("list-type") == ["2"]
-                else ("ListMultipartUploads" if "uploads" in query else "ListObjects")
-            )
-        return "GetObject"
-    if method == "PUT":
-        if "partNumber" in query and "uploadId" in query:
-            return "UploadPart"
-        return "PutObject" if has_key else "CreateBucket"
-    if method == "POST":
-        if "uploads" in query:
-            return "CreateMultipartUpload"
-        if "uploadId" in query:
-            return "CompleteMultipartUpload"
-        return "PostObject"
-    if method == "DELETE":
-        return "AbortMultipartUpload" if "uploadId" in query else "DeleteObject"
-    if method == "HEAD":
-        return "HeadObject" if has_key else "HeadBucket"
-    return method
 
 
 def _error_response(status: int, reason: str, code: str, message: str) -> bytes:

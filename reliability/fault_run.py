@@ -43,22 +43,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+from local_dev.venv_guard import ensure_project_python
+from local_runtime.config import ACCOUNT_ID  # moto's default account too
+from reliability.fault_proxy import FaultProxy, running_proxy
+from reliability.schedules import Schedule, make_schedule
+from testkit.cold_import import import_fresh
+from testkit.lambda_context import make_context
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from local_runtime.venv_guard import ensure_project_python  # noqa: E402
-
-if __name__ == "__main__":
-    ensure_project_python("reliability.fault_run")
-
-from local_runtime.cold_import import import_fresh  # noqa: E402
-from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
-from reliability.fault_proxy import FaultProxy, running_proxy  # noqa: E402
-from reliability.schedules import Schedule, make_schedule  # noqa: E402
-from tests.lambda_context import make_context  # noqa: E402
-
-MOTO_ACCOUNT = "123456789012"
 DEFAULT_SEED = 20261125
 SMALL_PART_BYTES = 64 * 1024  # ~17 parts for 2,500 lines once moto's 5 MiB floor is lifted
 
@@ -156,10 +150,6 @@ def small_moto_parts() -> Iterator[None]:
         moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = saved  # type: ignore[misc]
 
 
-def _is_pdf(key: str) -> bool:
-    return key.lower().endswith(".pdf")
-
-
 class FaultHarness:
     """One moto bucket with a multi-page prefix, one proxy, one handler module; many schedules."""
 
@@ -216,7 +206,7 @@ class FaultHarness:
         config = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 5})
         self.direct = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=config)
         self.direct.create_bucket(Bucket=self.bucket)
-        backend = s3_backends[MOTO_ACCOUNT]["aws"]
+        backend = s3_backends[ACCOUNT_ID]["aws"]
         for i in range(self.keys):
             key = f"{self.prefix}doc-{i:05d}" + (".PDF" if i % 7 == 0 else ".pdf")
             backend.put_object(self.bucket, key, b"%PDF-1.4 x")
@@ -477,6 +467,7 @@ def run_schedules(
 
 
 def main(argv: list[str] | None = None) -> int:
+    ensure_project_python("reliability.fault_run")  # the fault and load runs need the handler's packages
     parser = argparse.ArgumentParser(
         prog="python -m reliability.fault_run",
         description="Run the handler through a fault-injecting proxy under seeded schedules.",

@@ -38,18 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+from local_dev.venv_guard import ensure_project_python
+from local_runtime.config import ACCOUNT_ID  # moto's default account too
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from local_runtime.venv_guard import ensure_project_python  # noqa: E402
-
-if __name__ == "__main__":
-    ensure_project_python("reliability.load_run")
-
-from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
-
-MOTO_ACCOUNT = "123456789012"
 FUNCTION = "pdf-manifest"
 SERVER_START_S = 60.0
 INVOKE_TIMEOUT_S = 180.0
@@ -236,7 +230,7 @@ def _fill(bucket: str, prefixes: list[str], keys_per_prefix: int) -> dict[str, s
     """Fill moto's backend directly: thousands of objects in well under a second."""
     from moto.s3.models import s3_backends
 
-    backend = s3_backends[MOTO_ACCOUNT]["aws"]
+    backend = s3_backends[ACCOUNT_ID]["aws"]
     expected: dict[str, set[str]] = {}
     for prefix in prefixes:
         keys = {f"{prefix}doc-{i:04d}.pdf" for i in range(keys_per_prefix)}
@@ -356,6 +350,7 @@ def run_load(*, concurrency: int = 50, keys_per_prefix: int = 300, waves: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
+    ensure_project_python("reliability.load_run")  # the fault and load runs need the handler's packages
     parser = argparse.ArgumentParser(
         prog="python -m reliability.load_run",
         description="Concurrent invocations through invoke.py serve against one embedded S3.",

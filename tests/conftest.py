@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,15 +19,13 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+from local_runtime.config import ACCOUNT_ID  # moto's default account too
+from testkit.cold_import import import_fresh
+from testkit.lambda_context import make_context
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from local_runtime.cold_import import import_fresh  # noqa: E402
-from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3  # noqa: E402
-from tests.lambda_context import make_context  # noqa: E402
-
-MOTO_ACCOUNT = "123456789012"
 
 # Dummy credentials for the whole session, so nothing can ever reach real AWS.
 for _name, _value in DUMMY_CREDENTIALS.items():
@@ -61,7 +58,7 @@ def moto_backend() -> Any:
     """moto's in-memory S3, for fixtures too big to upload over HTTP quickly."""
     from moto.s3.models import s3_backends
 
-    return s3_backends[MOTO_ACCOUNT]["aws"]
+    return s3_backends[ACCOUNT_ID]["aws"]
 
 
 @pytest.fixture

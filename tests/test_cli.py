@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -87,8 +88,41 @@ def test_seed_uploads_a_source_directory(cli_env, s3, bucket, tmp_path):
     done = run("seed.py", "--source-dir", str(source), "-q", "--env-file", os.devnull, env=cli_env)
 
     assert done.returncode == 0, done.stderr
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix="2026/04/")["Contents"]
-    assert sorted(obj["Key"] for obj in listed) == ["2026/04/a.pdf", "2026/04/nested/b.PDF"]
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]  # under their own prefix, not the generated PDFs'
+    assert sorted(obj["Key"] for obj in listed) == ["mine/a.pdf", "mine/nested/b.PDF"]
+    assert "PREFIX=mine/ make invoke" in done.stdout
+
+
+def test_seed_puts_a_source_directory_where_prefix_or_source_prefix_says(cli_env, s3, bucket, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.pdf").write_bytes(b"%PDF-a")
+
+    by_option = run(
+        "seed.py", "--source-dir", str(source), "--prefix", "x/", "-q", "--env-file", os.devnull, env=cli_env
+    )
+    by_env = run(
+        "seed.py", "--source-dir", str(source), "-q", "--env-file", os.devnull, env={**cli_env, "SOURCE_PREFIX": "y/"}
+    )
+
+    assert by_option.returncode == by_env.returncode == 0, by_option.stderr + by_env.stderr
+    assert sorted(obj["Key"] for obj in s3.list_objects_v2(Bucket=bucket)["Contents"]) == ["x/a.pdf", "y/a.pdf"]
+
+
+@pytest.mark.parametrize("content", [{}, {"notes.txt": b"x", "scan.pdf.bak": b"y"}], ids=["empty", "no-pdf"])
+def test_seed_a_source_directory_without_a_pdf_is_a_one_line_error_and_uploads_nothing(
+    cli_env, s3, bucket, tmp_path, content
+):
+    source = tmp_path / "src"
+    source.mkdir()
+    for name, body in content.items():
+        (source / name).write_bytes(body)
+
+    done = run("seed.py", "--source-dir", str(source), "-q", "--env-file", os.devnull, env=cli_env)
+
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "holds no PDF" in done.stderr
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
 def test_seed_missing_directory_is_a_one_line_error(cli_env, tmp_path):
@@ -149,6 +183,31 @@ def test_invoke_reports_an_unhandled_error_in_lambdas_shape(cli_env):
     assert "Could not connect" in payload["errorMessage"]
 
 
+def test_invoke_against_a_stopped_loopback_s3_fails_at_once_with_the_cause(cli_env):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stopped = {k: v for k, v in cli_env.items() if k != "S3_MAX_ATTEMPTS"}
+    stopped["S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+
+    started = time.monotonic()
+    done = run("invoke.py", "--env-file", os.devnull, env=stopped)
+    elapsed = time.monotonic() - started
+
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["errorType"] == "EndpointConnectionError"
+    assert f"S3_ENDPOINT_URL http://127.0.0.1:{port} does not answer" in done.stderr
+    assert "this run tries S3 once (S3_MAX_ATTEMPTS=1)" in done.stderr
+    assert elapsed < 60
+
+    seen = run("invoke.py", "--env-file", os.devnull, "--handler", "tests.fixtures.handlers.whoami", env=stopped)
+    assert json.loads(seen.stdout)["import_env"]["S3_MAX_ATTEMPTS"] == "1"  # what the handler's botocore reads
+    stopped["S3_MAX_ATTEMPTS"] = "3"
+    seen = run("invoke.py", "--env-file", os.devnull, "--handler", "tests.fixtures.handlers.whoami", env=stopped)
+    assert json.loads(seen.stdout)["import_env"]["S3_MAX_ATTEMPTS"] == "3"  # the user's setting stands
+    assert "tries S3 once" not in seen.stderr
+
+
 def test_invoke_reads_settings_from_the_env_file(cli_env, s3, bucket, tmp_path):
     s3.put_object(Bucket=bucket, Key="from-dotenv/x.pdf", Body=b"%PDF-")
     env_file = tmp_path / "custom.env"
@@ -192,7 +251,7 @@ def test_demo_runs_end_to_end():
         ["docs/graphs/measure_timeline.py"],
         ["-m", "reliability.fault_run"],
         ["-m", "reliability.load_run"],
-        ["-m", "local_runtime.embedded_s3"],
+        ["-m", "local_dev.embedded_s3"],
         ["invoke.py", "serve"],
     ],
 )
@@ -205,3 +264,28 @@ def test_every_other_script_has_help_and_does_nothing_else(command):
     assert "usage:" in done.stdout
     after = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
     assert after == before
+
+
+def test_an_event_name_that_is_neither_a_file_nor_a_sample_lists_the_samples():
+    done = run("invoke.py", "--event", "nosuch", "--env-file", os.devnull)
+
+    assert done.returncode == 2 and done.stdout == ""
+    line = done.stderr.strip()
+    assert "\n" not in line
+    assert "nor a sample in events/: apigateway-proxy, direct, s3-object-created" in line
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "ON"])
+def test_package_with_dry_run_previews_and_builds_nothing(tmp_path, value):
+    done = run("tools/package.py", "--out", str(tmp_path / "dist"), env={"DRY_RUN": value})
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("DRY_RUN: would build") == 2 and "nothing built" in done.stdout
+    assert not (tmp_path / "dist").exists()
+
+
+def test_package_with_a_misspelt_dry_run_stops_in_one_line(tmp_path):
+    done = run("tools/package.py", "--out", str(tmp_path / "dist"), env={"DRY_RUN": "maybe"})
+
+    assert done.returncode == 2 and "is neither yes nor no" in done.stderr
+    assert not (tmp_path / "dist").exists()

@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.chromium import CHROMEDRIVER, CHROMIUM, MISSING, start_chromium
 from tests.conftest import ROOT
@@ -31,11 +36,6 @@ if CHROMIUM is None or CHROMEDRIVER is None:
     pytest.skip(MISSING, allow_module_level=True)
 locate_binary(module_level=True)
 
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 ACCESS_KEY = "console-tester"

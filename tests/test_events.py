@@ -9,8 +9,8 @@ import boto3
 import pytest
 import requests
 
-import scan_request
-from scan_request import BadRequest, parse_event
+from pdf_manifest import scan_request
+from pdf_manifest.scan_request import BadRequest, parse_event
 
 ALLOWED = frozenset({"reports", "archive"})
 
@@ -328,7 +328,7 @@ def test_emf_metrics_carry_the_scan_figures(load_handler, context_factory, s3, b
     ],
 )
 def test_every_sample_event_is_a_valid_request(name, source, prefix, keys):
-    from local_runtime.events import load_event
+    from local_dev.events import load_event
 
     event = load_event(name)
     request = parse_event(
@@ -347,6 +347,6 @@ def test_every_sample_event_is_a_valid_request(name, source, prefix, keys):
 
 
 def test_the_sample_events_cover_every_shape():
-    from local_runtime.events import sample_events
+    from local_dev.events import sample_events
 
     assert set(sample_events()) >= {"direct", "stepfunctions-map-item", "apigateway-proxy", "s3-object-created"}

@@ -20,13 +20,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from reliability.fault_proxy import Fault, FaultProxy, RequestInfo, s3_operation
+from reliability.fault_proxy import Fault, FaultProxy, RequestInfo
 from reliability.fault_run import (
     DEFAULT_SEED,
     FaultHarness,
     run_schedules,
 )
 from reliability.schedules import Schedule, make_schedule
+from testkit.s3_operations import s3_operation
 
 FAST_SCHEDULES = 20
 CHUNKS = 2

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from scan_request import BadRequest, ScanRequest, parse_event
+from pdf_manifest.scan_request import BadRequest, ScanRequest, parse_event
 from tests.conftest import ROOT
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 60)

@@ -223,7 +223,7 @@ def test_seed_names_a_bad_endpoint_bucket_or_prefix_instead_of_blaming_the_netwo
 def test_seed_hashes_and_uploads_files_without_holding_them_in_memory(tmp_path):
     import tracemalloc
 
-    import seed as seed_module
+    from local_dev import seed as seed_module
 
     sparse = tmp_path / "big.pdf"
     with sparse.open("wb") as stream:
@@ -252,7 +252,7 @@ def test_seed_names_the_key_s3_refused(tmp_path, source):
     import boto3
     from botocore.stub import Stubber
 
-    import seed as seed_module
+    from local_dev import seed as seed_module
 
     client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
     items = seed_module.directory_items("2026/04/", source)

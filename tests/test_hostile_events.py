@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from scan_request import BadRequest, parse_event
+from pdf_manifest.scan_request import BadRequest, parse_event
 
 
 def parse(event: Any) -> Any:

@@ -36,7 +36,11 @@ def logs() -> Captured:
 
 @pytest.fixture(scope="module")
 def api(logs: Captured) -> Iterator[InvokeApi]:
-    pools = {"whoami": EnvironmentPool(FunctionConfig(name="whoami", handler="tests.fixtures.handlers.whoami"), logs)}
+    pools = {
+        "whoami": EnvironmentPool(
+            FunctionConfig(name="whoami", handler="tests.fixtures.handlers.whoami", task_root=ROOT), logs
+        )
+    }
     with running_api(pools) as server:
         yield server
 

@@ -27,7 +27,7 @@ from local_runtime.api_server import running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
 from tests.chromium import CHROMEDRIVER, CHROMIUM, MISSING, start_chromium
-from tests.conftest import Captured
+from tests.conftest import ROOT, Captured
 
 pytestmark = pytest.mark.browser
 
@@ -75,7 +75,11 @@ def logs() -> Captured:
 
 
 def _pool(logs: Captured) -> dict[str, EnvironmentPool]:
-    return {"whoami": EnvironmentPool(FunctionConfig(name="whoami", handler="tests.fixtures.handlers.whoami"), logs)}
+    return {
+        "whoami": EnvironmentPool(
+            FunctionConfig(name="whoami", handler="tests.fixtures.handlers.whoami", task_root=ROOT), logs
+        )
+    }
 
 
 @pytest.fixture(scope="module")

@@ -47,11 +47,15 @@ def logs() -> Captured:
 @pytest.fixture
 def api(logs: Captured) -> Iterator[InvokeApi]:
     pools = {
-        name: EnvironmentPool(FunctionConfig(name=name, handler=f"{FIXTURES}.{name}", **settings), log_sink=logs)
+        name: EnvironmentPool(
+            FunctionConfig(task_root=ROOT, name=name, handler=f"{FIXTURES}.{name}", **settings), log_sink=logs
+        )
         for name, settings in FUNCTIONS.items()
     }
     pools["solo"] = EnvironmentPool(
-        FunctionConfig(name="solo", handler=f"{FIXTURES}.sleepy", timeout_s=5), log_sink=logs, max_environments=1
+        FunctionConfig(task_root=ROOT, name="solo", handler=f"{FIXTURES}.sleepy", timeout_s=5),
+        log_sink=logs,
+        max_environments=1,
     )
     with running_api(pools) as server:
         yield server

@@ -57,7 +57,9 @@ def logs() -> Captured:
 @pytest.fixture(scope="module")
 def api(logs: Captured) -> Iterator[InvokeApi]:
     pools = {
-        "whoami": EnvironmentPool(FunctionConfig(name="whoami", handler=f"{FIXTURES}.whoami"), log_sink=logs),
+        "whoami": EnvironmentPool(
+            FunctionConfig(task_root=ROOT, name="whoami", handler=f"{FIXTURES}.whoami"), log_sink=logs
+        ),
     }
     with running_api(pools, linger_s=2.0) as server:
         yield server
@@ -419,7 +421,7 @@ def test_expect_100_continue_within_the_limit_gets_100_then_the_answer(api):
 
 
 def test_connections_are_capped_and_idle_ones_closed():
-    pools = {"whoami": EnvironmentPool(FunctionConfig(name="whoami", handler=f"{FIXTURES}.whoami"))}
+    pools = {"whoami": EnvironmentPool(FunctionConfig(task_root=ROOT, name="whoami", handler=f"{FIXTURES}.whoami"))}
     with running_api(pools, max_connections=4, idle_timeout_s=1.0) as server:
         held = [connect(server) for _ in range(4)]
         time.sleep(0.2)

@@ -19,7 +19,7 @@ from aiobotocore.parsers import AioRestXMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from list_parser import ListObjectsV2Parser, ListObjectsV2ParserFactory, _Fallback
+from pdf_manifest.list_parser import ListObjectsV2Parser, ListObjectsV2ParserFactory, _Fallback
 
 SHAPE = botocore.session.get_session().get_service_model("s3").operation_model("ListObjectsV2").output_shape
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -129,8 +129,6 @@ def test_what_botocore_answers_oddly_is_left_to_it(page: str) -> None:
 def test_other_operations_and_errors_use_botocore(s3: Any, bucket: str) -> None:
     """A real client built on the factory lists, fails and heads exactly as a stock one does."""
     import aiobotocore.session
-
-    from tests.conftest import ROOT  # noqa: F401 -- sys.path holds the repo
 
     for n in range(5):
         s3.put_object(Bucket=bucket, Key=f"p/&<{n}>\u00e9 x.pdf", Body=b"%PDF-")

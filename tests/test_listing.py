@@ -27,8 +27,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import key_ranges
-from key_ranges import KeySpace, divide, ladder, pages_left
+from pdf_manifest import key_ranges
+from pdf_manifest.key_ranges import KeySpace, divide, ladder, pages_left
 from reliability.fault_proxy import Action, Fault, RequestInfo, running_proxy
 from tests.verifying_s3 import verifier, verifier_s3  # noqa: F401 -- fixtures
 
@@ -105,7 +105,7 @@ def _handler_for(endpoint: str, tmp_path_factory: pytest.TempPathFactory, **env:
         for name, value in settings_env.items():
             mp.setenv(name, value)
         mp.setattr("tempfile.tempdir", None)
-        from local_runtime.cold_import import import_fresh
+        from testkit.cold_import import import_fresh
 
         module = import_fresh("lambda_function_listing_test")
         module.LIST_PAGE_KEYS = PAGE_KEYS
@@ -314,7 +314,7 @@ def test_fault_proxy_adds_the_latency_model(s3_endpoint: str, s3: Any, filled_bu
 
     import boto3
 
-    from bench.latency_model import parse
+    from testkit.latency_model import parse
 
     bucket, _ = filled_bucket
     with running_proxy(s3_endpoint, latency=parse("list=0.25,other=0.05")) as (_, url):
@@ -330,8 +330,10 @@ def test_fault_proxy_adds_the_latency_model(s3_endpoint: str, s3: Any, filled_bu
 
 def test_the_listing_modules_ship_in_the_zip() -> None:
     """tools/package.py follows the handler's imports: the new modules go into the Lambda zip."""
-    from tools.package import local_modules
+    from tools.package import ROOT, _local_files, local_modules
 
-    shipped = {path.name for path in local_modules()}
-    assert {"lambda_function.py", "key_ranges.py", "list_parser.py"} <= shipped
-    assert not shipped & {"latency_model.py", "s3_standin.py"}  # bench code stays out
+    shipped = {name for name, _ in _local_files(local_modules(), ROOT)}
+    assert {"lambda_function.py", "pdf_manifest/key_ranges.py", "pdf_manifest/list_parser.py"} <= shipped
+    assert not {
+        name for name in shipped if name.endswith(("latency_model.py", "s3_standin.py"))
+    }  # bench code stays out

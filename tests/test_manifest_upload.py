@@ -13,7 +13,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from manifest_upload import ManifestUpload
+from pdf_manifest.manifest_upload import ManifestUpload
 
 SMALL_PART = 4096
 

@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 import requests
 
-from local_runtime import venv_guard
+from local_dev import venv_guard
+from local_dev.env_file import shadowed
+from local_dev.template_config import load_template_function
 from local_runtime.config import ConfigurationError
-from local_runtime.env_file import shadowed
-from local_runtime.template_config import load_template_function
 from tests.conftest import ROOT
 
 FIXTURES = "tests.fixtures.handlers"

@@ -56,12 +56,14 @@ def test_handler_and_every_local_module_it_imports_sit_at_the_zip_root(built: di
     names = set(_names(built["x86_64"]))
     local = [path.relative_to(ROOT).as_posix() for path in package.local_modules()]
 
-    assert "lambda_function.py" in local
+    assert "lambda_function.py" in local and "pdf_manifest" in local
     for module in local:
         assert module in names or any(name.startswith(module + "/") for name in names)
     # Repo files that are not imported by the handler stay out.
-    for stray in ("invoke.py", "seed.py", "demo.py", "tests/conftest.py", "local_runtime/embedded_s3.py"):
+    for stray in ("invoke.py", "seed.py", "demo.py", "tests/conftest.py", "local_dev/embedded_s3.py"):
         assert stray not in names
+    for layer in ("local_runtime/", "local_dev/", "testkit/", "tools/"):
+        assert not [name for name in names if name.startswith(layer)]
 
 
 def test_zip_holds_no_tests_stubs_or_dev_only_packages(built: dict[str, package.BuildResult]) -> None:

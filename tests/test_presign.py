@@ -28,8 +28,8 @@ from botocore.credentials import ReadOnlyCredentials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import presign
-from presign import MAX_EXPIRES_IN, S3Presigner
+from pdf_manifest import presign
+from pdf_manifest.presign import MAX_EXPIRES_IN, S3Presigner
 
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE", "").strip() == "thorough"
 SETTINGS = settings(

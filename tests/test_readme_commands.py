@@ -43,6 +43,7 @@ NOT_COPIED = {".git", *LINKED, ".env", ".s3-data", "test-artifacts", "dist", "bu
 OWN_SETTINGS_PREFIXES = ("AWS_", "S3_", "MAKE", "MFLAGS", "GNUMAKE")
 OWN_SETTINGS = {"BUCKET_NAME", "PREFIX", "ALLOWED_BUCKETS", "URL_EXPIRY_SECONDS", "QUEUE_MAX", "SOURCE_DIR", "RECORD"}
 OWN_SETTINGS |= {"LOCAL_S3", "CONSOLE_ADDR", "VERIFIER_ADDR", "EVENT", "PORT", "DRY_RUN", "YES", "DEADLINE_MARGIN_MS"}
+OWN_SETTINGS |= {"MEMORY_SIZE", "TIMEOUT", "LOG_LEVEL"}
 
 
 def readme_commands(text: str) -> list[str]:

@@ -19,9 +19,9 @@ from urllib.parse import unquote_plus
 import psutil
 import pytest
 
+from local_dev.events import load_event, sample_events
 from local_runtime import logs
 from local_runtime.config import ConfigurationError, FunctionConfig, load_env_vars_file
-from local_runtime.events import load_event, sample_events
 from local_runtime.pool import EnvironmentPool
 from tests.conftest import ROOT, Captured
 
@@ -55,7 +55,8 @@ def make_pool(sink: Captured) -> Iterator[Any]:
     pools: list[EnvironmentPool] = []
 
     def make(handler: str, **settings: Any) -> EnvironmentPool:
-        config = FunctionConfig(name="fixture", handler=f"{FIXTURES}.{handler}", **settings)
+        settings = {"memory_mb": 512, **settings}
+        config = FunctionConfig(task_root=ROOT, name="fixture", handler=f"{FIXTURES}.{handler}", **settings)
         pool = EnvironmentPool(config, log_sink=sink, max_environments=settings.pop("max_envs", 4))
         pools.append(pool)
         return pool
@@ -124,9 +125,38 @@ def test_env_vars_file_accepts_both_sam_shapes(tmp_path):
 
     assert load_env_vars_file(path, "fixture") == {"A": "own", "B": "1", "C": "true"}
     assert load_env_vars_file(path, "other") == {"A": "shared", "B": "1"}
+    assert load_env_vars_file(path, "Function", "fixture") == {"A": "own", "B": "1", "C": "true"}
     path.write_text("[1, 2]")
     with pytest.raises(ConfigurationError):
         load_env_vars_file(path, "fixture")
+
+
+def test_env_vars_file_reads_the_logical_id_as_sam_does_and_names_sections_that_match_nothing(tmp_path):
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps({"Parameters": {"A": "1"}, "Function": {"A": "2"}, "Fucntion": {"A": "3"}}))
+    warnings: list[str] = []
+
+    assert load_env_vars_file(path, "Function", "pdf-manifest", warn=warnings.append) == {"A": "2"}
+    assert len(warnings) == 1 and '"Fucntion" match no function here' in warnings[0]
+
+
+def test_cli_env_vars_keyed_by_the_templates_logical_id_reach_the_function(tmp_path):
+    env_vars = tmp_path / "env.json"
+    env_vars.write_text(json.dumps({"Function": {"PREFIX": "mine/", "NOT_DECLARED": "x"}, "Other": {"PREFIX": "no"}}))
+
+    done = subprocess.run(
+        [sys.executable, "invoke.py", "--handler", f"{FIXTURES}.whoami", "--env-vars", str(env_vars)],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "PREFIX"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["import_env"]["PREFIX"] == "mine/"
+    assert '"Other" match no function here (known: "Parameters", "Function", "pdf-manifest")' in done.stderr
+    assert "NOT_DECLARED, which Function in template.yaml does not declare" in done.stderr
 
 
 def test_cli_user_variables_from_env_vars_and_env_file(tmp_path):
@@ -483,7 +513,7 @@ def task_root(tmp_path: Path) -> Path:
 
 
 def test_a_syntax_error_is_runtime_user_code_syntax_error(task_root, sink):
-    config = FunctionConfig(handler="syntax_broken.handler", task_root=task_root)
+    config = FunctionConfig(name="fixture", handler="syntax_broken.handler", task_root=task_root)
     with EnvironmentPool(config, log_sink=sink) as pool:
         invocation = pool.invoke(b"{}")
 
@@ -495,7 +525,7 @@ def test_a_syntax_error_is_runtime_user_code_syntax_error(task_root, sink):
 
 
 def test_a_process_killed_by_a_signal_is_reported_with_the_signal(task_root, sink):
-    config = FunctionConfig(handler="killed.handler", task_root=task_root)
+    config = FunctionConfig(name="fixture", handler="killed.handler", task_root=task_root)
     with EnvironmentPool(config, log_sink=sink) as pool:
         invocation = pool.invoke(b"{}")
 
@@ -504,6 +534,6 @@ def test_a_process_killed_by_a_signal_is_reported_with_the_signal(task_root, sin
 
 
 def test_a_slash_handler_path_resolves_from_the_task_root(task_root):
-    config = FunctionConfig(handler="nested/app.handler", task_root=task_root)
+    config = FunctionConfig(name="fixture", handler="nested/app.handler", task_root=task_root)
     with EnvironmentPool(config) as pool:
         assert body(pool.invoke(b"{}")) == "/var/task"  # the task root, mounted where Lambda has it

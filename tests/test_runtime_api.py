@@ -40,7 +40,12 @@ def run(sink: Captured) -> Iterator[Any]:
     pools: list[EnvironmentPool] = []
 
     def invoke(handler: str, payload: bytes = b"{}", config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        pool = EnvironmentPool(FunctionConfig(name="fixture", handler=f"{CASES}.{handler}", **(config or {})), sink)
+        pool = EnvironmentPool(
+            FunctionConfig(
+                task_root=ROOT, name="fixture", handler=f"{CASES}.{handler}", **{"memory_mb": 512, **(config or {})}
+            ),
+            sink,
+        )
         pools.append(pool)
         return pool.invoke(payload, **kwargs)
 
@@ -148,7 +153,7 @@ def test_tenant_id_is_none_without_one(run):
 
 
 def test_a_response_over_6_mb_is_refused_and_the_environment_reset(sink):
-    config = FunctionConfig(name="fixture", handler="tests.fixtures.handlers.big_response")
+    config = FunctionConfig(task_root=ROOT, name="fixture", handler="tests.fixtures.handlers.big_response")
     with EnvironmentPool(config, sink) as pool:
         too_big = pool.invoke(b"{}")
         again = pool.invoke(b"{}")
@@ -162,7 +167,9 @@ def test_a_response_over_6_mb_is_refused_and_the_environment_reset(sink):
 
 
 def test_a_timer_that_ends_the_runtime_runs_late_after_the_thaw_as_on_lambda(sink):
-    config = FunctionConfig(name="fixture", handler=f"{CASES}.exit_after_return", env={"LAMBDA_TEST_MARKER": "between"})
+    config = FunctionConfig(
+        task_root=ROOT, name="fixture", handler=f"{CASES}.exit_after_return", env={"LAMBDA_TEST_MARKER": "between"}
+    )
     with EnvironmentPool(config, sink) as pool:
         first = pool.invoke(b"{}")
         time.sleep(1.0)  # its 0.3 s timer is due, but the environment is frozen: nothing runs
@@ -297,7 +304,7 @@ def slow_init_root(tmp_path: Path) -> Path:
 
 def test_a_12_s_init_with_a_3_s_timeout_ends_in_sandbox_timedout(slow_init_root, sink):
     config = FunctionConfig(
-        handler="slow_init.handler", task_root=slow_init_root, timeout_s=3, env={"INIT_SLEEP": "12"}
+        name="fixture", handler="slow_init.handler", task_root=slow_init_root, timeout_s=3, env={"INIT_SLEEP": "12"}
     )
     with EnvironmentPool(config, sink) as pool:
         started = time.monotonic()
@@ -315,6 +322,7 @@ def test_a_12_s_init_with_a_3_s_timeout_ends_in_sandbox_timedout(slow_init_root,
 
 def test_an_init_over_the_limit_runs_again_inside_the_first_invocation(slow_init_root, sink):
     config = FunctionConfig(
+        name="fixture",
         handler="slow_init.handler",
         task_root=slow_init_root,
         timeout_s=3,
@@ -344,7 +352,7 @@ def test_at_most_one_init_per_core_runs_at_once(tmp_path, sink):
         f"open({str(log)!r}, 'a').write(f'{{start}} {{time.time()}}\\n')\n"
         "def handler(event, context):\n    return 'ok'\n"
     )
-    config = FunctionConfig(handler="timed_init.handler", task_root=tmp_path, tmp_per_environment=False)
+    config = FunctionConfig(name="fixture", handler="timed_init.handler", task_root=tmp_path, tmp_per_environment=False)
     cores = INIT_SLOTS._initial_value  # type: ignore[attr-defined]
     assert cores == (os.cpu_count() or 1)
     count = cores + 2

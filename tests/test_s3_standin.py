@@ -286,7 +286,7 @@ def test_delimiter_rolls_folders_up_like_s3(s3: Any) -> None:
 
 def test_latency_model_holds_each_request(standin: StandIn) -> None:
     """A LIST waits the model's LIST time, anything else its ``other`` time (lower bounds: sleeps never end early)."""
-    from bench.latency_model import parse
+    from testkit.latency_model import parse
 
     standin.state.latency = parse("list=0.2,other=0.05")
     try:

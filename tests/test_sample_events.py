@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from local_runtime.embedded_s3 import embedded_s3
-from local_runtime.events import keys_named_by_samples, sample_events
+from local_dev.embedded_s3 import embedded_s3
+from local_dev.events import keys_named_by_samples, sample_events
 from tests.conftest import ROOT
 
 DEFAULT_BUCKET = "my-company-reports-bucket"

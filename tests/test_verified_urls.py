@@ -312,7 +312,7 @@ def run_script(script: str, *args: str, env: dict[str, str]) -> subprocess.Compl
 
 
 def test_seed_then_invoke_scripts_produce_urls_the_verifier_accepts(verifier: Verifier, tmp_path: Any) -> None:
-    from seed import generated_items
+    from local_dev.seed import generated_items
 
     bucket = f"seeded-{uuid.uuid4().hex[:12]}"  # seed.py creates it
     env = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "S3_"))}

@@ -55,6 +55,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.deploy_inputs import InputError, flag
+
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_MODULE = "lambda_function"
 LAMBDA_PYTHON = "3.13"
@@ -351,8 +353,6 @@ def compile_command(python: str, tree: Path) -> list[str]:
 
 def compile_tree(tree: Path) -> None:
     """Compile every module under ``tree`` with Python 3.13 (PackageError in one line if there is none)."""
-    if str(ROOT) not in sys.path:  # run as a script, tools/ is on sys.path, not the repo root
-        sys.path.insert(0, str(ROOT))
     from local_runtime.lambda_python import LambdaPythonError, find_interpreter
 
     try:
@@ -536,6 +536,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_modules:
         for module in local_modules():
             print(module.relative_to(ROOT).as_posix())
+        return 0
+    try:
+        preview = flag("DRY_RUN", os.environ.get("DRY_RUN"))
+    except InputError as exc:
+        print(f"package: {exc}", file=sys.stderr)
+        return 2
+    if preview:  # a preview is a preview: nothing is resolved, downloaded or written
+        locked = len(read_lock()) if LOCK_FILE.is_file() else 0
+        for arch in args.arch or sorted(MACHINES, reverse=True):
+            destination = (args.out / zip_name(arch, args.python_version)).resolve()
+            print(
+                f"DRY_RUN: would build {destination} for {arch}: {len(local_modules())} local modules and "
+                f"{locked} locked packages from {LOCK_FILE.name} (Python {args.python_version}); nothing built"
+            )
         return 0
     for arch in args.arch or sorted(MACHINES, reverse=True):  # x86_64 first: it is the one the tests import
         try:

@@ -22,15 +22,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from local_runtime.lambda_python import LambdaPythonError, find_interpreter
 
-from local_runtime.lambda_python import LambdaPythonError, find_interpreter  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 _IMPORT = (
-    "import sys, time\n"
-    "sys.path.insert(0, sys.argv[1])\n"
+    "import time\n"
     "started = time.perf_counter()\n"
     "import lambda_function\n"
     "print((time.perf_counter() - started) * 1000)\n"
@@ -44,7 +41,13 @@ def _listing(tree: Path) -> list[str]:
 def import_ms(python: str, tree: Path) -> float:
     env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "TZ": ":UTC"}
     done = subprocess.run(
-        [python, "-I", "-S", "-B", "-c", _IMPORT, str(tree)], capture_output=True, text=True, env=env, check=False
+        # -E -s -S: no PYTHON* variables, no site packages; -c with cwd=tree puts the task root first, as Lambda does
+        [python, "-E", "-s", "-S", "-B", "-c", _IMPORT],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"import from {tree} failed:\n{done.stderr[-2000:]}")

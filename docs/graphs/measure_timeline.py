@@ -44,6 +44,15 @@ REPORT_FIELDS = {
 }
 
 
+def function_python(env: dict[str, str]) -> str:
+    """The interpreter invoke.py ran the function under: Lambda's Python 3.13, through awslambdaric."""
+    finder = [sys.executable, "-m", "local_runtime.lambda_python"]
+    found = subprocess.run(finder, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+    version = [found.stdout.strip(), "-c", "import platform; print(platform.python_version())"]
+    done = subprocess.run(version, capture_output=True, text=True, timeout=60, check=True)
+    return f"{done.stdout.strip()} under awslambdaric"
+
+
 def parse_report_lines(text: str) -> list[dict[str, Any]]:
     """Pull the figures out of every ``REPORT RequestId: ...`` line, in order.
 
@@ -74,8 +83,7 @@ def _child_fallback(repeat: int) -> None:
     """Run inside a fresh interpreter: time the import, then each handler call."""
     import resource
 
-    sys.path.insert(0, str(ROOT))
-    from local_runtime.context import make_context
+    from testkit.lambda_context import make_context
 
     started = time.perf_counter()
     import lambda_function
@@ -104,8 +112,7 @@ def _child_fallback(repeat: int) -> None:
 
 
 def measure() -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT))
-    from local_runtime.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
+    from local_dev.embedded_s3 import DUMMY_CREDENTIALS, embedded_s3
 
     with embedded_s3() as endpoint:
         env = {
@@ -133,7 +140,7 @@ def measure() -> dict[str, Any]:
     return {
         "method": method,
         "pdfs": PDF_COUNT,
-        "python": platform.python_version(),
+        "python": function_python(env) if method.startswith("invoke.py") else platform.python_version(),
         "machine": platform.machine(),
         "runs": runs,
     }

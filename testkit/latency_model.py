@@ -26,12 +26,10 @@ scan's time under it is its zero-latency time plus the waits it cannot hide.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 
 LIST_OPERATIONS = frozenset({"ListObjectsV2", "ListObjects"})
 UPLOAD_OPERATIONS = frozenset({"PutObject", "UploadPart"})
-ENV_VAR = "BENCH_LATENCY"  # e.g. "list=0.3,other=0.1,put_mbps=85"; "0" or "off" for none
 
 
 @dataclass(frozen=True)
@@ -93,8 +91,3 @@ def parse(text: str) -> LatencyModel:
             raise ValueError(f"latency spec item {item!r}: must not be negative")
         changes[field_name] = number * 1e6 if name.strip() == "put_mbps" else number
     return replace(PUBLISHED, **changes)
-
-
-def from_env(default: LatencyModel = ZERO) -> LatencyModel:
-    raw = os.environ.get(ENV_VAR)
-    return default if raw is None else parse(raw)

@@ -39,7 +39,7 @@ def embedded_s3(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m local_runtime.embedded_s3",
+        prog="python -m local_dev.embedded_s3",
         description="Serve an S3 API (moto) on loopback until interrupted.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")

@@ -8,6 +8,7 @@ naming the endpoint and what to start.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from urllib.parse import urlsplit
 
@@ -28,3 +29,30 @@ def endpoint_problem(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
             return None
     except OSError as exc:
         return f"does not answer ({exc.strerror or exc})"
+
+
+def refused_on_loopback(url: str) -> bool:
+    """The endpoint is on this machine and nothing listens there: retrying it is only waiting.
+
+    botocore's standard retries back off for about 20 s in all before giving up
+    on a refused connection; a loopback server that is down now will not be up
+    by then, so a one-shot run can try it once and say why at once.
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return False
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False

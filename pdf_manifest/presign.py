@@ -149,10 +149,10 @@ def _partition_of(region: str, loader: Any = None) -> str:
     _, partitions = _endpoint_provider(loader)
     for partition in partitions:
         if region in partition.get("regions", {}):
-            return partition["id"]
+            return str(partition["id"])
     for partition in partitions:
         if re.match(partition["regionRegex"], region):
-            return partition["id"]
+            return str(partition["id"])
     return "aws"
 
 

@@ -3,7 +3,7 @@
 Tests and the fault harness call ``lambda_function.handler`` directly in their
 own process, where there is no runtime to build the context. Everything that
 runs in an execution environment (invoke.py, serve, the pool) gets awslambdaric's
-own context instead, so this stand-in lives with the tests, not in local_runtime/.
+own context instead, so this stand-in lives in testkit/, not in local_runtime/.
 """
 
 from __future__ import annotations
@@ -13,47 +13,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_runtime.config import ACCOUNT_ID
+
 
 @dataclass(frozen=True)
 class CognitoIdentity:
     cognito_identity_id: str | None = None
     cognito_identity_pool_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Client:
-    """``context.client_context.client``: the mobile SDK's app description."""
-
-    installation_id: str | None = None
-    app_title: str | None = None
-    app_version_name: str | None = None
-    app_version_code: str | None = None
-    app_package_name: str | None = None
-
-
-@dataclass(frozen=True)
-class ClientContext:
-    """``context.client_context``, built from the base64 ``X-Amz-Client-Context`` JSON."""
-
-    client: Client | None = None
-    custom: Any = None
-    env: Any = None
-
-
-def client_context_from_json(data: Any) -> ClientContext | None:
-    """Mirror awslambdaric: ``None`` without a client context, an object with three attributes otherwise."""
-    if not data:
-        return None
-    client = data.get("client")
-    known = {name: client.get(name) for name in Client.__dataclass_fields__} if isinstance(client, dict) else None
-    return ClientContext(
-        client=Client(**known) if known is not None else None, custom=data.get("custom"), env=data.get("env")
-    )
-
-
-def identity_from_json(data: Any) -> CognitoIdentity:
-    data = data or {}
-    return CognitoIdentity(data.get("cognitoIdentityId"), data.get("cognitoIdentityPoolId"))
 
 
 @dataclass
@@ -79,7 +45,7 @@ class LambdaContext:
         return max(0, self.deadline_ms - int(time.time() * 1000))
 
 
-def function_arn(name: str, region: str, account_id: str = "123456789012") -> str:
+def function_arn(name: str, region: str, account_id: str = ACCOUNT_ID) -> str:
     return f"arn:aws:lambda:{region}:{account_id}:function:{name}"
 
 

@@ -78,7 +78,7 @@ class ManifestUpload:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _traceback: TracebackType | None
     ) -> None:
         if exc_type is not None or not self._finished:
             await self._abort()

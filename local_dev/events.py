@@ -56,7 +56,7 @@ def keys_named_by_samples(bucket: str, prefix: str) -> list[str]:
     samples are written for one bucket (the default ``BUCKET_NAME``); seeding
     any other bucket, or another prefix, adds nothing.
     """
-    from scan_request import BadRequest, parse_event  # the handler's own reading of an event
+    from pdf_manifest.scan_request import BadRequest, parse_event  # the handler's own reading of an event
 
     unnamed = ""  # stands for "the function's BUCKET_NAME" in events that name no bucket
     requests = []

@@ -42,7 +42,9 @@ def _tag(element: ETree.Element) -> str:
 class ListObjectsV2Parser(AioRestXMLParser):
     """botocore's rest-xml parser, with a direct path for ListObjectsV2 bodies."""
 
-    def _parse_payload(self, response: dict[str, Any], shape: Any, member_shapes: Any, final_parsed: dict) -> None:
+    def _parse_payload(
+        self, response: dict[str, Any], shape: Any, member_shapes: Any, final_parsed: dict[str, Any]
+    ) -> None:
         body = response.get("body")
         if shape is not None and shape.name == _OUTPUT_SHAPE and body:
             try:
