@@ -32,6 +32,10 @@ class TemplateFunction:
     memory_mb: int | None = None
     timeout_s: float | None = None
     architecture: str | None = None
+    ephemeral_storage_mb: int | None = None  # EphemeralStorage.Size
+    log_format: str | None = None  # LoggingConfig.LogFormat, as "text" or "json"
+    application_log_level: str | None = None  # LoggingConfig.ApplicationLogLevel
+    system_log_level: str | None = None  # LoggingConfig.SystemLogLevel
     env: dict[str, str] = field(default_factory=dict)
     unresolved_env: tuple[str, ...] = ()  # variables whose value only exists at deploy time
 
@@ -128,6 +132,24 @@ def load_template_function(path: str | Path, logical_id: str | None = None) -> T
         except (TypeError, ValueError):
             raise ConfigurationError(f"template {str(path)!r}: {key} {value!r} is not a number") from None
 
+    storage = props.get("EphemeralStorage")
+    ephemeral = _resolve(storage.get("Size"), defaults) if isinstance(storage, dict) else None
+    logging_config = props.get("LoggingConfig")
+    logging_config = logging_config if isinstance(logging_config, dict) else {}
+
+    def logging(key: str) -> str | None:
+        value = _resolve(logging_config.get(key), defaults)
+        return str(value) if value is not None else None
+
+    log_format = logging("LogFormat")
+    if log_format is not None and log_format not in ("Text", "JSON"):
+        raise ConfigurationError(f"template {str(path)!r}: LoggingConfig.LogFormat {log_format!r} is not Text or JSON")
+    try:
+        ephemeral_mb = int(ephemeral) if ephemeral is not None else None
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"template {str(path)!r}: EphemeralStorage.Size {ephemeral!r} is not a number"
+        ) from None
     architectures = _resolve(props.get("Architectures"), defaults)
     architecture = _resolve(architectures[0], defaults) if isinstance(architectures, list) and architectures else None
     memory = number("MemorySize")
@@ -141,6 +163,10 @@ def load_template_function(path: str | Path, logical_id: str | None = None) -> T
         memory_mb=int(memory) if memory is not None else None,
         timeout_s=number("Timeout"),
         architecture=str(architecture) if architecture is not None else None,
+        ephemeral_storage_mb=ephemeral_mb,
+        log_format=log_format.lower() if log_format else None,
+        application_log_level=logging("ApplicationLogLevel"),
+        system_log_level=logging("SystemLogLevel"),
         env=env,
         unresolved_env=tuple(unresolved),
     )

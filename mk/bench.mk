@@ -6,9 +6,10 @@
 #   make bench-listing              parallel listing at 1M keys, flat + folders, zero latency and under
 #                                   the latency model, vs a sequential LIST and s5cmd (~30 min)
 #   make bench-10m                  10M PDFs in one invocation under the latency model (~10+ min, run once)
+#   make bench-sandbox              median of 20 cold starts, Lambda's sandbox on vs off, same run
 #   make bench RECORD=1             write the committed bench/results/ and docs/graphs/bench-*.svg
 #                                   (default: bench/out/, ignored by git)
-.PHONY: bench bench-presign bench-scan presign-stress bench-deps bench-listing bench-10m
+.PHONY: bench bench-presign bench-scan presign-stress bench-deps bench-listing bench-10m bench-sandbox
 
 ##@ Bench and stress
 
@@ -25,6 +26,7 @@ bench-deps: install $(BENCH_STAMP) ## install the benchmark-only tools (s5cmd)
 bench: bench-deps ## run the benchmarks into bench/out/ (RECORD=1: update bench/results/ and the site's graphs)
 	$(PY) bench/presign_bench.py
 	$(PY) bench/scan_bench.py
+	$(PY) bench/sandbox_bench.py
 	$(MAKE) --no-print-directory presign-stress
 
 bench-listing: bench-deps ## 1M keys, flat+folders, 0 and modelled latency: handler vs sequential LIST vs s5cmd
@@ -36,6 +38,9 @@ bench-10m: bench-deps ## 10M PDFs in one invocation under the latency model (pea
 	nice -n 10 $(PY) bench/scan_bench.py --sizes 10000000 --layouts flat --modes handler --latency published \
 	  --cap 1800 --json $(BENCH_RESULTS)/listing/listing-10m.json --no-graphs
 	$(PY) bench/listing_report.py --dir $(BENCH_RESULTS)/listing
+
+bench-sandbox: install lambda-python sandbox-deps ## cold-start cost of Lambda's sandbox: median of 20, on vs off, same run
+	$(PY) bench/sandbox_bench.py
 
 bench-presign: install ## presigned URLs/s on one core: botocore vs aiobotocore vs presign.py
 	$(PY) bench/presign_bench.py
