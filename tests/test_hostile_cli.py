@@ -260,3 +260,47 @@ def test_seed_names_the_key_s3_refused(tmp_path, source):
         stubber.add_client_error("put_object", service_error_code="AccessDenied", service_message="Access Denied")
         with pytest.raises(seed_module.UploadError, match=r"s3://bucket/2026/04/a\.pdf: AccessDenied"):
             seed_module.upload(client, "bucket", items[:1], workers=1, progress=False)
+
+
+# --- the local S3's make variables reach no shell -----------------------------
+
+S3_VARIABLES = ["S3_DATA", "S3_ADDR", "CONSOLE_ADDR", "VERIFIER_ADDR", "VERSITYGW", "LOCAL_S3"]
+SHELL_TEXT = ['x"; touch {canary}; echo "', "x'; touch {canary}; echo '", "$(shell touch {canary})", "`touch {canary}`"]
+
+
+@pytest.fixture(scope="module")
+def scratch_repo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.local_sandbox import Sandbox
+
+    return Sandbox.create(tmp_path_factory.mktemp("hostile-make") / "repo")
+
+
+@pytest.mark.parametrize("text", SHELL_TEXT)
+@pytest.mark.parametrize("variable", S3_VARIABLES)
+@pytest.mark.parametrize("target", ["up", "down", "clean"])
+def test_make_up_down_clean_take_the_local_s3_settings_as_data(scratch_repo, tmp_path, target, variable, text):
+    canary = tmp_path / "canary"
+    # A binary that cannot run: `make up` stops at "no versitygw" instead of starting a server.
+    settings = {"VERSITYGW": str(tmp_path / "no-versitygw"), variable: text.format(canary=canary)}
+
+    done = scratch_repo.make(target, *(f"{name}={value}" for name, value in settings.items()), timeout=120)
+
+    assert not canary.exists(), done.stdout + done.stderr
+    assert TRACEBACK not in done.stderr
+    if target == "up":
+        assert done.returncode != 0
+        said = [line for line in done.stderr.splitlines() if not line.startswith("make: ***")]
+        assert len(said) == 1 and said[0].startswith("local S3: "), done.stderr
+    (scratch_repo.root / ".env").unlink(missing_ok=True)
+
+
+def test_make_clean_removes_the_data_directory_it_is_given_and_nothing_else(scratch_repo):
+    data = scratch_repo.root / 'data "dir"; echo'
+    (data / "buckets").mkdir(parents=True)
+    kept = scratch_repo.root / "data"
+    kept.mkdir()
+
+    done = scratch_repo.make("clean", f"S3_DATA={data.name}")
+
+    assert done.returncode == 0, done.stderr
+    assert not data.exists() and kept.is_dir()

@@ -316,6 +316,19 @@ def cmd_up(args: argparse.Namespace) -> str:
     )
 
 
+def cmd_env(args: argparse.Namespace) -> str:
+    """Write .env from .env.example on the first make up (pointing at S3_ADDR); keep an existing one."""
+    env_file, example = Path(args.env_file), Path(args.env_example)
+    if env_file.exists():
+        return ""
+    s3 = Address.parse(args.s3_addr, "S3_ADDR")
+    lines = example.read_text(encoding="utf-8").splitlines()
+    if str(s3) != "127.0.0.1:9000":
+        lines = [f"S3_ENDPOINT_URL={s3.url}" if line.startswith("S3_ENDPOINT_URL=") else line for line in lines]
+    env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return f"make up: wrote {env_file} from {example} (make seed / make invoke read it)"
+
+
 def cmd_down(args: argparse.Namespace) -> str:
     server = Server(Path(args.data))
     legacy = server.legacy_pid()
@@ -345,8 +358,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     up.add_argument("--binary", required=True, help="the versitygw binary (make s3-verifier prints its path)")
     up.add_argument("--s3-addr", default="127.0.0.1:9000", help="S3 API address (default: %(default)s)")
     up.add_argument("--console-addr", default="127.0.0.1:9001", help="web console address (default: %(default)s)")
-    up.add_argument("--env-file", default=".env", help="dotenv file (default: %(default)s; missing is fine)")
-    up.add_argument("--env-example", default=".env.example", help="fallback dotenv file (default: %(default)s)")
+    env = commands.add_parser("env", help="write .env from .env.example unless it exists (make up runs it first)")
+    env.add_argument("--s3-addr", default=os.environ.get("S3_ADDR") or "127.0.0.1:9000", help="S3 API address")
+    for command in (up, env):
+        command.add_argument("--env-file", default=".env", help="dotenv file (default: %(default)s; missing is fine)")
+        command.add_argument("--env-example", default=".env.example", help="fallback dotenv (default: %(default)s)")
     for command in (up, commands.add_parser("down", help="stop the server started from --data (its pid only)")):
         command.add_argument("--data", default=".s3-data", help="data directory (default: %(default)s)")
     return parser.parse_args(argv)
@@ -355,7 +371,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        print(cmd_up(args) if args.command == "up" else cmd_down(args), flush=True)
+        commands = {"up": cmd_up, "env": cmd_env, "down": cmd_down}
+        said = commands[args.command](args)
+        if said:
+            print(said, flush=True)
     except LocalS3Error as error:
         print(f"local S3: {error}", file=sys.stderr)
         return 1
