@@ -63,6 +63,7 @@ NATIVE_UP = if [ ! -x "$$VERSITYGW" ] && ! command -v go >/dev/null 2>&1; then \
 	$(PY) tools/local_s3.py up --binary="$$VERSITYGW" --data="$$S3_DATA" --s3-addr="$$S3_ADDR" --console-addr="$$CONSOLE_ADDR"
 
 native-up:
+	@$(PYTHON) tools/local_s3.py env
 	@$(NATIVE_UP)
 
 # Only a pid that is still this versitygw (same data directory) is signalled.

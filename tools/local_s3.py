@@ -20,9 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -317,16 +319,36 @@ def cmd_up(args: argparse.Namespace) -> str:
 
 
 def cmd_env(args: argparse.Namespace) -> str:
-    """Write .env from .env.example on the first make up (pointing at S3_ADDR); keep an existing one."""
+    """Write .env on the first make up: .env.example with random keys, pointing at S3_ADDR; keep an existing one."""
     env_file, example = Path(args.env_file), Path(args.env_example)
     if env_file.exists():
         return ""
     s3 = Address.parse(args.s3_addr, "S3_ADDR")
-    lines = example.read_text(encoding="utf-8").splitlines()
+    replaced = new_keys()
     if str(s3) != "127.0.0.1:9000":
-        lines = [f"S3_ENDPOINT_URL={s3.url}" if line.startswith("S3_ENDPOINT_URL=") else line for line in lines]
-    env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return f"make up: wrote {env_file} from {example} (make seed / make invoke read it)"
+        replaced["S3_ENDPOINT_URL"] = s3.url
+    lines = [
+        f"{name}={replaced[name]}" if (name := line.partition("=")[0]) in replaced else line
+        for line in example.read_text(encoding="utf-8").splitlines()
+    ]
+    # The keys open the bucket to anyone who can reach the port: readable by this user only.
+    descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return (
+        f"make up: wrote {env_file} from {example} with new random S3 keys "
+        "(make seed / make invoke and the console use them; kept from now on)"
+    )
+
+
+def new_keys() -> dict[str, str]:
+    """A fresh key pair for the local S3 root user, so no page or neighbour can guess it."""
+    upper = string.ascii_uppercase + string.digits
+    mixed = string.ascii_letters + string.digits
+    return {
+        "AWS_ACCESS_KEY_ID": "LOCAL" + "".join(secrets.choice(upper) for _ in range(15)),
+        "AWS_SECRET_ACCESS_KEY": "".join(secrets.choice(mixed) for _ in range(40)),
+    }
 
 
 def cmd_down(args: argparse.Namespace) -> str:
