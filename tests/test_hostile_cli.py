@@ -304,3 +304,78 @@ def test_make_clean_removes_the_data_directory_it_is_given_and_nothing_else(scra
 
     assert done.returncode == 0, done.stderr
     assert not data.exists() and kept.is_dir()
+
+
+# --- hostile template.yaml ------------------------------------------------------
+
+FUNCTION = (
+    "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: lambda_function.handler\n"
+)
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+HOSTILE_TEMPLATES = [
+    ("memory-inf", FUNCTION + "      MemorySize: .inf\n", "MemorySize '.inf' is not a plain decimal"),
+    ("memory-1e400", FUNCTION + "      MemorySize: 1e400\n", "MemorySize '1e400' is not a plain decimal"),
+    ("memory-nan", FUNCTION + "      MemorySize: .nan\n", "MemorySize '.nan'"),
+    ("memory-fraction", FUNCTION + "      MemorySize: 512.5\n", "MemorySize 512.5 is not a whole number"),
+    ("memory-list", FUNCTION + "      MemorySize: [512]\n", "MemorySize must be a single value"),
+    ("timeout-hex", FUNCTION + "      Timeout: 0x10\n", "Timeout '0x10' is not a plain decimal"),
+    ("timeout-octal", FUNCTION + "      Timeout: 0o20\n", "Timeout '0o20'"),
+    ("timeout-sexagesimal", FUNCTION + "      Timeout: 1:30\n", "Timeout '1:30'"),
+    ("timeout-bool", FUNCTION + "      Timeout: true\n", "Timeout True is not a number"),
+    ("variable-name-int", FUNCTION + "      Environment:\n        Variables:\n          1: x\n", "name 1"),
+    ("variable-name-letter", FUNCTION + "      Environment:\n        Variables:\n          A: x\n", "name 'A'"),
+    ("variable-name-null", FUNCTION + "      Environment:\n        Variables:\n          ~: x\n", "name None"),
+    ("variable-value-list", FUNCTION + "      Environment:\n        Variables:\n          AB: [1]\n", "variable AB"),
+    ("variable-value-map", FUNCTION + "      Environment:\n        Variables:\n          AB: {b: 1}\n", "variable AB"),
+    ("variable-value-null", FUNCTION + "      Environment:\n        Variables:\n          AB:\n", "variable AB"),
+    ("variables-list", FUNCTION + "      Environment:\n        Variables: [A]\n", "must be a mapping"),
+    ("environment-string", FUNCTION + "      Environment: A=1\n", "Fn.Environment must be a mapping"),
+    ("globals-list", "Globals: [1]\n" + FUNCTION, "Globals must be a mapping"),
+    ("globals-function-string", "Globals:\n  Function: x\n" + FUNCTION, "Globals.Function must be a mapping"),
+    ("resources-list", "Resources: [1, 2]\n", "Resources must be a mapping"),
+    ("resources-string", "Resources: x\n", "Resources must be a mapping"),
+    ("parameters-list", "Parameters: [1]\n" + FUNCTION, "Parameters must be a mapping"),
+    ("properties-list", "Resources:\n  Fn:\n    Type: AWS::Lambda::Function\n    Properties: [1]\n", "Properties"),
+    ("handler-sub", FUNCTION.replace("lambda_function.handler", "!Sub '${AWS::Region}.handler'"), "Handler is !Sub"),
+    ("handler-if", FUNCTION.replace("lambda_function.handler", "!If [C, a.b, c.d]"), "Handler is !If"),
+    ("handler-ref-no-default", FUNCTION.replace("lambda_function.handler", "!Ref H"), "Handler is !Ref 'H'"),
+    ("runtime-join", FUNCTION + "      Runtime: !Join ['', [python, '3.13']]\n", "Runtime is !Join"),
+    ("architectures-string", FUNCTION + "      Architectures: arm64\n", "Architectures must be a list"),
+    ("architecture-getatt", FUNCTION + "      Architectures: [!GetAtt X.Y]\n", "is !GetAtt"),
+    ("alias-bomb", ALIAS_BOMB + FUNCTION, "aliases expand to"),
+    ("alias-loop", "a: &a [*a]\n" + FUNCTION, "an alias refers to a node that contains it"),
+    ("deep", "a: " + "[" * 3000 + "]" * 3000 + "\n" + FUNCTION, "template"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"), [case[1:] for case in HOSTILE_TEMPLATES], ids=[case[0] for case in HOSTILE_TEMPLATES]
+)
+def test_invoke_py_refuses_a_hostile_template_with_one_line_and_status_2(tmp_path, text, needle):
+    template = tmp_path / "template.yaml"
+    template.write_text(text)
+
+    done = run("invoke.py", "--template", str(template), "--env-file", os.devnull, timeout=60)
+
+    assert_one_line_error(done, needle)
+
+
+def test_the_alias_bomb_is_small_and_refused_before_it_grows(tmp_path):
+    template = tmp_path / "template.yaml"
+    template.write_text(ALIAS_BOMB + FUNCTION)
+    assert len(ALIAS_BOMB) < 700
+
+    done = run(
+        "-c",
+        "import resource, sys; from local_runtime.template_config import load_template_function as load\n"
+        "try: load(sys.argv[1])\nexcept Exception as e: print(e)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+        str(template),
+    )
+
+    said, peak_kb = done.stdout.splitlines()
+    assert "aliases expand to" in said
+    assert int(peak_kb) < 200_000
