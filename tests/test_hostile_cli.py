@@ -379,3 +379,54 @@ def test_the_alias_bomb_is_small_and_refused_before_it_grows(tmp_path):
     said, peak_kb = done.stdout.splitlines()
     assert "aliases expand to" in said
     assert int(peak_kb) < 200_000
+
+
+# --- Lambda's 4 KB of environment variables ---------------------------------
+
+
+def _env_of_json_size(size: int) -> dict[str, str]:
+    """Variables whose compact JSON ({"BIG":"xx..."}) is exactly ``size`` bytes."""
+    return {"BIG": "x" * (size - len('{"BIG":""}'))}
+
+
+def test_variables_up_to_4_kb_as_lambda_measures_them_are_accepted() -> None:
+    from local_runtime.config import FunctionConfig
+
+    env = _env_of_json_size(4096)
+    assert len(json.dumps(env, separators=(",", ":"))) == 4096
+
+    assert FunctionConfig(env=env).env == env
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        _env_of_json_size(4097),
+        {f"VAR_{i:03d}": "v" * 40 for i in range(80)},  # many small ones add up too
+        {"SECRET": "s3cr3t" + "\u00e9" * 2100},  # bytes, not characters: 4,200 in UTF-8 (escaped in JSON)
+    ],
+    ids=["one-byte-over", "many-variables", "non-ascii"],
+)
+def test_variables_over_4_kb_are_refused_with_lambdas_message(env: dict[str, str]) -> None:
+    from local_runtime.config import ConfigurationError, FunctionConfig
+
+    with pytest.raises(ConfigurationError) as refused:
+        FunctionConfig(env=env)
+
+    message = str(refused.value)
+    assert message.startswith(
+        "InvalidParameterValueException: Lambda was unable to configure your environment variables because "
+        "the environment variables you have provided exceeded the 4KB limit. String measured: "
+    )
+    assert f"{len(json.dumps(env, separators=(',', ':')))} bytes" in message
+    assert all(value[:12] not in message for value in env.values())  # .env holds secrets: values stay out
+
+
+def test_invoke_py_refuses_variables_over_4_kb_before_starting_anything(tmp_path: Path) -> None:
+    env_vars = tmp_path / "env.json"
+    env_vars.write_text(json.dumps({"pdf-manifest": {"BIG": "y" * 5000}}))
+
+    done = run("invoke.py", "--template", "", "--env-file", os.devnull, "--env-vars", str(env_vars))
+
+    assert_one_line_error(done, "exceeded the 4KB limit. String measured: 5010 bytes")
+    assert "yyyy" not in done.stderr
