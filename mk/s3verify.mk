@@ -15,7 +15,7 @@ VERSITYGW_MODULE  := github.com/versity/versitygw/cmd/versitygw
 # Same rule as the shell's $${XDG_CACHE_HOME:-$$HOME/.cache}: unset or empty falls back.
 VERSITYGW_DIR     := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lambda-local-runner/versitygw/$(VERSITYGW_VERSION)
 VERSITYGW_BUILT   := $(VERSITYGW_DIR)/versitygw
-VERSITYGW         ?= $(VERSITYGW_BUILT)
+VERSITYGW         := $(VERSITYGW_BUILT)
 
 # The sandbox's S3 without Docker (`make up` on a machine without an engine, or
 # `make verifier-up` anywhere): versitygw on S3_ADDR with its web console on
