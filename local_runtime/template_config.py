@@ -28,7 +28,8 @@ from local_runtime.config import ConfigurationError
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 ALIAS_BUDGET = 10_000  # nodes that aliases may add to a template once expanded
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
-_VARIABLE_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]+")  # Lambda's rule for environment variable keys
+# Lambda's rule for variable names is [a-zA-Z]([a-zA-Z0-9_])+; one letter is let through here, as before.
+_VARIABLE_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -289,7 +290,7 @@ def test_make_up_down_clean_take_the_local_s3_settings_as_data(scratch_repo, tmp
     assert TRACEBACK not in done.stderr
     if target == "up":
         assert done.returncode != 0
-        said = [line for line in done.stderr.splitlines() if not line.startswith("make: ***")]
+        said = [line for line in done.stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
         assert len(said) == 1 and said[0].startswith("local S3: "), done.stderr
     (scratch_repo.root / ".env").unlink(missing_ok=True)
 
@@ -326,7 +327,7 @@ HOSTILE_TEMPLATES = [
     ("timeout-sexagesimal", FUNCTION + "      Timeout: 1:30\n", "Timeout '1:30'"),
     ("timeout-bool", FUNCTION + "      Timeout: true\n", "Timeout True is not a number"),
     ("variable-name-int", FUNCTION + "      Environment:\n        Variables:\n          1: x\n", "name 1"),
-    ("variable-name-letter", FUNCTION + "      Environment:\n        Variables:\n          A: x\n", "name 'A'"),
+    ("variable-name-dash", FUNCTION + "      Environment:\n        Variables:\n          A-B: x\n", "name 'A-B'"),
     ("variable-name-null", FUNCTION + "      Environment:\n        Variables:\n          ~: x\n", "name None"),
     ("variable-value-list", FUNCTION + "      Environment:\n        Variables:\n          AB: [1]\n", "variable AB"),
     ("variable-value-map", FUNCTION + "      Environment:\n        Variables:\n          AB: {b: 1}\n", "variable AB"),
@@ -370,15 +371,16 @@ def test_the_alias_bomb_is_small_and_refused_before_it_grows(tmp_path):
 
     done = run(
         "-c",
-        "import resource, sys; from local_runtime.template_config import load_template_function as load\n"
+        "import sys, tracemalloc; from local_runtime.template_config import load_template_function as load\n"
+        "tracemalloc.start()\n"
         "try: load(sys.argv[1])\nexcept Exception as e: print(e)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+        "print(tracemalloc.get_traced_memory()[1])",
         str(template),
     )
 
-    said, peak_kb = done.stdout.splitlines()
+    said, peak = done.stdout.splitlines()
     assert "aliases expand to" in said
-    assert int(peak_kb) < 200_000
+    assert int(peak) < 20 << 20  # expanded, it took 1.6 GB
 
 
 # --- Lambda's 4 KB of environment variables ---------------------------------
