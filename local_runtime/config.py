@@ -35,6 +35,7 @@ INIT_TIMEOUT_S = 10.0  # on-demand init phase limit
 RUNTIMES = ("python3.13", "provided.al2023")  # provided.al2023: an executable ``bootstrap`` in the task root
 ACCOUNT_ID = "123456789012"
 ENV_FILE_LIMIT = 1 << 20  # .env and --env-vars files: Lambda allows 4 KB of variables in all
+ENV_TOTAL_LIMIT = 4096  # bytes of the variables as compact JSON, the string Lambda measures
 
 # Variables a real execution environment never inherits from anywhere; with
 # ``clean_env`` only these host variables survive (credentials and what the
@@ -112,6 +113,7 @@ class FunctionConfig:
                 raise ConfigurationError("--debug-port needs a Python runtime (debugpy runs the handler)")
             if DEBUG_DIR not in self.layers:  # debugpy, importable in a debug run only, as one more layer
                 object.__setattr__(self, "layers", (*self.layers, DEBUG_DIR))
+        check_environment_size(self.env)
 
     @property
     def arn(self) -> str:
@@ -120,6 +122,23 @@ class FunctionConfig:
     @property
     def log_group_name(self) -> str:
         return f"/aws/lambda/{self.name}"
+
+
+def check_environment_size(env: dict[str, str]) -> None:
+    """Refuse what CreateFunction / UpdateFunctionConfiguration refuse: over 4 KB of variables in all.
+
+    Lambda measures the variables as one compact JSON object and quotes it in
+    its message; the values are left out here, since .env holds secrets.
+    """
+    measured = json.dumps(env, separators=(",", ":"))
+    size = len(measured.encode("utf-8"))
+    if size > ENV_TOTAL_LIMIT:
+        names = ", ".join(sorted(env, key=lambda name: -len(env[name]))[:5])
+        raise ConfigurationError(
+            "InvalidParameterValueException: Lambda was unable to configure your environment variables because "
+            f"the environment variables you have provided exceeded the 4KB limit. String measured: {size} bytes "
+            f"of {len(env)} variables (values not shown; largest: {names[:120]})"
+        )
 
 
 def new_log_stream_name(now: float | None = None) -> str:

@@ -29,9 +29,11 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -490,6 +492,39 @@ def cmd_notification(args: argparse.Namespace) -> str:
     return json.dumps(minio_notification(prefix), separators=(",", ":"))
 
 
+def cmd_env(args: argparse.Namespace) -> str:
+    """Write .env on the first make up: .env.example with random keys, pointing at S3_ADDR; keep an existing one."""
+    env_file, example = Path(args.env_file), Path(args.env_example)
+    if env_file.exists():
+        return ""
+    s3 = Address.parse(args.s3_addr, "S3_ADDR")
+    replaced = new_keys()
+    if str(s3) != "127.0.0.1:9000":
+        replaced["S3_ENDPOINT_URL"] = s3.browser_url  # the name .env.example and the console use
+    lines = [
+        f"{name}={replaced[name]}" if (name := line.partition("=")[0]) in replaced else line
+        for line in example.read_text(encoding="utf-8").splitlines()
+    ]
+    # The keys open the bucket to anyone who can reach the port: readable by this user only.
+    descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return (
+        f"make up: wrote {env_file} from {example} with new random S3 keys "
+        "(make seed / make invoke and the console use them; kept from now on)"
+    )
+
+
+def new_keys() -> dict[str, str]:
+    """A fresh key pair for the local S3 root user, so no page or neighbour can guess it."""
+    upper = string.ascii_uppercase + string.digits
+    mixed = string.ascii_letters + string.digits
+    return {
+        "AWS_ACCESS_KEY_ID": "LOCAL" + "".join(secrets.choice(upper) for _ in range(15)),
+        "AWS_SECRET_ACCESS_KEY": "".join(secrets.choice(mixed) for _ in range(40)),
+    }
+
+
 def cmd_down(args: argparse.Namespace) -> str:
     server = Server(Path(args.data))
     legacy = server.legacy_pid()
@@ -521,8 +556,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     up.add_argument("--binary", required=True, help="the versitygw binary (make s3-verifier prints its path)")
     up.add_argument("--s3-addr", default="127.0.0.1:9000", help="S3 API address (default: %(default)s)")
     up.add_argument("--console-addr", default="127.0.0.1:9001", help="web console address (default: %(default)s)")
-    up.add_argument("--env-file", default=".env", help="dotenv file (default: %(default)s; missing is fine)")
-    up.add_argument("--env-example", default=".env.example", help="fallback dotenv file (default: %(default)s)")
     up.add_argument(
         "--bridge-addr",
         default="127.0.0.1:9010",
@@ -535,8 +568,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bridge.add_argument("--bridge-addr", default="127.0.0.1:9010", help="the bridge's address (default: %(default)s)")
     bridge.add_argument("--allow-host", action="append", default=[], help="a Host the S3 server's webhook sends")
     notification = commands.add_parser("notification", help="print MinIO's bucket notification (the trigger's rules)")
-    notification.add_argument("--env-file", default=".env")
-    notification.add_argument("--env-example", default=".env.example")
+    env = commands.add_parser("env", help="write .env from .env.example unless it exists (make up runs it first)")
+    env.add_argument("--s3-addr", default=os.environ.get("S3_ADDR") or "127.0.0.1:9000", help="S3 API address")
+    for command in (up, env, notification):
+        command.add_argument("--env-file", default=".env", help="dotenv file (default: %(default)s; missing is fine)")
+        command.add_argument("--env-example", default=".env.example", help="fallback dotenv (default: %(default)s)")
     down = commands.add_parser("down", help="stop the server started from --data (its pid only), and the bridge")
     for command in (up, bridge, down):
         command.add_argument("--data", default=".s3-data", help="data directory (default: %(default)s)")
@@ -546,8 +582,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        commands = {"up": cmd_up, "bridge": cmd_bridge, "notification": cmd_notification, "down": cmd_down}
-        print(commands[args.command](args), flush=True)
+        commands = {"up": cmd_up, "bridge": cmd_bridge, "notification": cmd_notification, "env": cmd_env}
+        commands["down"] = cmd_down
+        said = commands[args.command](args)
+        if said:
+            print(said, flush=True)
     except LocalS3Error as error:
         print(f"local S3: {error}", file=sys.stderr)
         return 1
