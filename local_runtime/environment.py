@@ -138,7 +138,7 @@ class ExecutionEnvironment:
         self._close_api()
         if self.tmp_dir is None and self.config.tmp_per_environment:
             self.tmp_dir = tempfile.mkdtemp(prefix=f"lambda-env-{self.id}-")  # kept across resets, as /tmp is
-        self._api = RuntimeApi()
+        self._api = RuntimeApi(only_its_process=True)
         env = process_environment(self.config, self.log_stream_name, self.tmp_dir)
         env["AWS_LAMBDA_RUNTIME_API"] = self._api.start()
         output_read, output_write = os.pipe()
@@ -163,6 +163,7 @@ class ExecutionEnvironment:
         finally:
             os.close(output_write)
             os.close(telemetry_write)
+        self._api.set_process(self._process.pid)
         self._logs = logs.FunctionLogReader(output_read, telemetry_read, self._emit, self.id)
         return None
 
