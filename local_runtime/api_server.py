@@ -54,6 +54,7 @@ CLIENT_CONTEXT_LIMIT = 3583  # bytes of base64, as the Invoke API documents for 
 LOG_TAIL_BYTES = 4096
 MAX_CONNECTIONS = 128  # open client connections; more are answered 503 and closed
 IDLE_TIMEOUT_S = 60.0  # a connection with no request in progress for this long is closed
+REQUEST_READ_S = 30.0  # a request's head and body must arrive whole within this long of its first byte
 LINGER_S = 10.0  # after an early answer, unread body is discarded for at most this long, then the connection closes
 SHUTDOWN_GRACE_S = 3.0  # on SIGTERM, running invocations get this long before their environments are ended
 SHOWN_CHARS = 64  # how much of a hostile value an error message echoes
@@ -159,9 +160,11 @@ class InvokeApi:
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         shutdown_grace_s: float = SHUTDOWN_GRACE_S,
         linger_s: float = LINGER_S,
+        request_read_s: float = REQUEST_READ_S,
     ) -> None:
         self.pools = pools
         self.max_connections = max_connections
+        self.request_read_s = request_read_s
         self.idle_timeout_s = idle_timeout_s
         self.shutdown_grace_s = shutdown_grace_s
         self.linger_s = linger_s
@@ -186,6 +189,7 @@ class InvokeApi:
         self._closing = False
         self._in_flight = 0
         self._async_jobs: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.BaseTransport, _Connection] = {}
 
     @property
     def url(self) -> str:
@@ -251,9 +255,11 @@ class InvokeApi:
         assert factory is not None
 
         def capped() -> asyncio.Protocol:
-            if len(factory.connections) >= self.max_connections or self._closing:
+            if self._closing:
                 return _Refused()
-            return factory()
+            if len(factory.connections) >= self.max_connections and not self._evict():
+                return _Refused()
+            return _Connection(factory(), self)
 
         server = await loop.create_server(capped, sock=self._sock, backlog=self.max_connections)
         self._ready.set()
@@ -288,6 +294,22 @@ class InvokeApi:
         with contextlib.suppress(Exception):
             await server.wait_closed()
 
+    def _evict(self) -> bool:
+        """At the cap, make room: close the connection that has waited longest without a request being run.
+
+        A connection that trickles its request (slowloris) or sits idle holds a
+        slot but no invocation; one running an invocation is never closed.
+        """
+        candidates = [c for c in self._connections.values() if c.phase != _Connection.HANDLING]
+        if not candidates:
+            return False
+        min(candidates, key=lambda connection: connection.since).expire()
+        return True
+
+    def _connection(self, request: web.BaseRequest) -> _Connection | None:
+        transport = request.transport
+        return self._connections.get(transport) if transport is not None else None
+
     def _close_pools(self) -> None:
         for pool in self.pools.values():
             pool.close()
@@ -308,6 +330,9 @@ class InvokeApi:
 
     async def _expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue``: refuse an oversize body before the client sends it."""
+        connection = self._connection(request)
+        if connection is not None:
+            connection.head_read()
         try:
             self._guard(request)
         except ApiError as error:
@@ -322,6 +347,9 @@ class InvokeApi:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
+        connection = self._connection(request)
+        if connection is not None:
+            connection.head_read()
         try:
             return await self._invoke(request, request_id)
         except ApiError as error:
@@ -330,6 +358,9 @@ class InvokeApi:
             _log.exception("Invoke API failed on request %s", request_id)
             failure = ApiError(500, "ServiceException", "The local Invoke API failed; see its log", Type="Service")
             return _error_response(failure, request_id)
+        finally:
+            if connection is not None:
+                connection.answered()
 
     async def _invoke(self, request: web.Request, request_id: str) -> web.StreamResponse:
         self._guard(request)
@@ -344,7 +375,11 @@ class InvokeApi:
             raise ApiError(
                 400, "InvalidParameterValueException", f"Unsupported invocation type {shown(invocation_type)}"
             )
-        body = await _read_body(request, _limit_for(invocation_type))
+        connection = self._connection(request)
+        deadline = connection.deadline + 1.0 if connection else None  # the connection answers first; a backstop
+        body = await _read_body(request, _limit_for(invocation_type), deadline)
+        if connection is not None:
+            connection.body_read()
         try:
             if body.strip():
                 parse_json_document(body, "payload")
@@ -465,25 +500,39 @@ def _too_large(limit: int, close: bool = False) -> ApiError:
     )
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, deadline: float | None = None) -> bytes:
     """The whole body, or an ApiError before more than ``limit`` bytes are held.
 
     A declared length over the limit is refused unread (aiohttp discards the
     rest for a bounded time, then closes); a chunked body is read until it
     passes the limit, then the connection is closed. A body cut short by the
-    client never reaches an environment.
+    client never reaches an environment, nor one still arriving at the
+    request's ``deadline`` (event loop time): 408, and the connection is closed.
     """
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     body = bytearray()
     try:
-        async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > limit:
-                raise _too_large(limit, close=True)
-    except (HttpProcessingError, ConnectionError, asyncio.IncompleteReadError) as exc:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in request.content.iter_any():
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(limit, close=True)
+    except TimeoutError:
+        raise _read_timeout(len(body)) from None
+    except (HttpProcessingError, ConnectionError, asyncio.IncompleteReadError, RuntimeError) as exc:
+        # RuntimeError: aiohttp's "Connection closed." once the connection is gone (closed at its deadline)
         raise ApiError(400, "InvalidRequestContentException", f"Incomplete request body: {exc}", close=True) from None
     return bytes(body)
+
+
+def _read_timeout(received: int) -> ApiError:
+    return ApiError(
+        408,
+        "RequestTimeoutException",
+        f"The request was not received in time (its body stopped after {received} bytes); send it again",
+        close=True,
+    )
 
 
 # Invoke's TenantId parameter (tenant isolation mode): 1-256 characters of this set.
@@ -562,6 +611,98 @@ class _Refused(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         transport.write(self._ANSWER)
         transport.close()
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: aiohttp's protocol, with a deadline on reading each request.
+
+    A request's head and body must arrive whole within ``request_read_s`` of
+    its first byte. Past it, a request still arriving is answered 408 and the
+    connection closed at once (no lingering over a body that is not coming).
+    The phase also tells the connection cap which connection it may close to
+    make room (:meth:`InvokeApi._evict`).
+    """
+
+    IDLE, READING, BODY, HANDLING = "idle", "reading", "body", "handling"
+    _BODY = json.dumps({"Type": "User", "message": "The request was not received in time; send it again"}).encode()
+    _TIMED_OUT = (
+        b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+        b"x-amzn-ErrorType: RequestTimeoutException\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
+    )
+
+    def __init__(self, inner: asyncio.Protocol, api: InvokeApi) -> None:
+        self._inner = inner
+        self._api = api
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.phase = self.IDLE
+        self.since = self._loop.time()
+
+    @property
+    def deadline(self) -> float:
+        """When the request being read must be whole (event loop time)."""
+        return self.since + self._api.request_read_s
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._api._connections[transport] = self
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.phase == self.IDLE:
+            self.phase, self.since = self.READING, self._loop.time()
+            self._timer = self._loop.call_at(self.deadline, self._overdue)
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        if self._transport is not None:
+            self._api._connections.pop(self._transport, None)
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def head_read(self) -> None:
+        """The handler has the request's head; the body, if any, must still arrive by :attr:`deadline`."""
+        if self.phase == self.READING:
+            self.phase = self.BODY
+
+    def body_read(self) -> None:
+        """The request is whole: what runs now (an invocation) is never closed to make room."""
+        self._cancel_timer()
+        self.phase = self.HANDLING
+
+    def answered(self) -> None:
+        self._cancel_timer()
+        self.phase, self.since = self.IDLE, self._loop.time()
+
+    def expire(self) -> None:
+        """Close now: 408 if a request was arriving, silently if idle (as an idle timeout would)."""
+        if self._transport is None or self._transport.is_closing():
+            return
+        if self.phase in (self.READING, self.BODY):
+            self._transport.write(self._TIMED_OUT)
+        self._transport.close()
+
+    def _overdue(self) -> None:
+        self._timer = None
+        if self.phase in (self.READING, self.BODY):
+            self.expire()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 @contextlib.contextmanager
