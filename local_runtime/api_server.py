@@ -44,6 +44,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from local_runtime import logs
 from local_runtime.config import ACCOUNT_ID
 from local_runtime.environment import Invocation
 from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
@@ -52,7 +53,6 @@ from local_runtime.strict_json import SYNC_PAYLOAD_LIMIT, parse_json_document
 
 ASYNC_PAYLOAD_LIMIT = 1_048_576  # 1 MB, Event (raised from 256 KB in 2025)
 CLIENT_CONTEXT_LIMIT = 3583  # bytes of base64, as the Invoke API documents for ClientContext
-LOG_TAIL_BYTES = 4096
 MAX_CONNECTIONS = 128  # open client connections; more are answered 503 and closed
 IDLE_TIMEOUT_S = 60.0  # a connection with no request in progress for this long is closed
 REQUEST_READ_S = 30.0  # a request's head and body must arrive whole within this long of its first byte
@@ -104,7 +104,7 @@ def shown(value: str, limit: int = SHOWN_CHARS) -> str:
     return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
 
 
-def log_tail(log: str, limit: int = LOG_TAIL_BYTES) -> str:
+def log_tail(log: str, limit: int = logs.TAIL_BYTES) -> str:
     """``X-Amz-Log-Result``: base64 of the last 4 KB of the invocation's log."""
     return base64.b64encode(log.encode("utf-8", "replace")[-limit:]).decode("ascii")
 

@@ -24,6 +24,7 @@ What the service does here, as Lambda does it:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -85,7 +86,7 @@ class Invocation:
     request_id: str
     payload: bytes  # the response body: the runtime's result or error JSON, or the platform's error
     report: logs.Report
-    log: str  # this invocation's log, platform lines included (LogType=Tail shows its end)
+    log: str  # the end of this invocation's log (at least its last 4 KB), platform lines included: LogType=Tail
     error_type: str | None = None
     environment_id: str = ""
 
@@ -114,7 +115,9 @@ class ExecutionEnvironment:
         self._process: subprocess.Popen[bytes] | None = None
         self._api: RuntimeApi | None = None
         self._logs: logs.FunctionLogReader | None = None
-        self._lines: list[str] = []
+        # The end of the current invocation's log, for LogType=Tail; the whole log only streams to the sink.
+        self._tail: collections.deque[str] = collections.deque()
+        self._tail_chars = 0
         self._lines_lock = threading.Lock()
         self._peak_mb = 0
         self._reset_by_service = False  # killed on purpose: not worth a log line
@@ -216,8 +219,13 @@ class ExecutionEnvironment:
     # -- plumbing ------------------------------------------------------------
 
     def _emit(self, line: str) -> None:
+        kept = line if len(line) <= logs.TAIL_BYTES else line[-logs.TAIL_BYTES :]
         with self._lines_lock:
-            self._lines.append(line)
+            self._tail.append(kept)
+            self._tail_chars += len(kept) + 1
+            # A character is at least a byte: lines holding TAIL_BYTES characters hold the last TAIL_BYTES bytes.
+            while self._tail_chars - len(self._tail[0]) - 1 >= logs.TAIL_BYTES:
+                self._tail_chars -= len(self._tail.popleft()) + 1
         self._sink(line)
 
     def _drain_logs(self) -> None:
@@ -226,7 +234,7 @@ class ExecutionEnvironment:
 
     def _take_lines(self) -> list[str]:
         with self._lines_lock:
-            lines, self._lines = self._lines, []
+            lines, self._tail, self._tail_chars = list(self._tail), collections.deque(), 0
         return lines
 
     def _sample_memory(self) -> int:
