@@ -64,7 +64,9 @@ up: ## local S3 + web console: MinIO in Docker if an engine answers, else native
 	@test -f .env || { sed '$(if $(filter-out 127.0.0.1:9000,$(S3_ADDR)),s|^S3_ENDPOINT_URL=.*|S3_ENDPOINT_URL=http://$(S3_ADDR)|)' .env.example >.env && \
 	  echo "make up: wrote .env from .env.example (make seed / make invoke read it)"; }
 	@if [ "$(LOCAL_S3)" = docker ] || { [ "$(LOCAL_S3)" = auto ] && docker info >/dev/null 2>&1; }; then \
-	  S3_ADDR="$(S3_ADDR)" CONSOLE_ADDR="$(CONSOLE_ADDR)" docker compose up -d --wait && \
+	  $(PY) tools/local_s3.py bridge --data "$(S3_DATA)" $(BRIDGE_OPTIONS) --allow-host host.docker.internal:$(BRIDGE_PORT) && \
+	  S3_NOTIFICATION="$$($(PY) tools/local_s3.py notification)" S3_ADDR="$(S3_ADDR)" CONSOLE_ADDR="$(CONSOLE_ADDR)" \
+	    BRIDGE_PORT="$(BRIDGE_PORT)" docker compose up -d --wait && \
 	  echo "MinIO (Docker) up: API http://$(S3_ADDR), console http://$(CONSOLE_ADDR)/ (log in with .env's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"; \
 	else $(NATIVE_UP); fi
 

@@ -142,8 +142,9 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 # The session is reusable across invocations; clients are opened per job
 # because each invocation runs its own event loop. Parsing LastModified with
-# dateutil is three quarters of the CPU a listing costs, and the handler never
-# reads it: like the AWS CLI, keep timestamps as the text S3 sent.
+# dateutil is most of the CPU botocore spends on a listing page (85 % of a
+# 1,000-key page in a timeit here), and the handler never reads it: like the
+# AWS CLI, keep timestamps as the text S3 sent.
 # ListObjectsV2 pages are parsed by list_parser.py: botocore's result, a third of its CPU.
 _CORE_SESSION = aiobotocore.session.get_session()
 _CORE_SESSION.register_component("response_parser_factory", ListObjectsV2ParserFactory())
@@ -421,7 +422,10 @@ async def write_presigned_lines(bucket: str, queue: asyncio.Queue[Any], upload: 
 
 
 def _manifest_line(key: str, url: str) -> str:
-    """``json.dumps({"key": key, "url": url}, ensure_ascii=False) + "\\n"``, three times faster, and safe to split.
+    """``json.dumps({"key": key, "url": url}, ensure_ascii=False) + "\\n"``, twice as fast, and safe to split.
+
+    Twice: 6.6 against 13.0 µs for a line with a 1.3 kB presigned URL, timeit
+    on Python 3.13 here.
 
     It calls the C string encoder json.dumps itself uses; at a million lines
     the dict and encoder set-up json.dumps pays per call were the consumer's

@@ -38,6 +38,7 @@ from local_runtime.config import (
     check_env_value,
     load_env_vars_file,
 )
+from local_runtime.debugger import DebuggerError, DebugOptions, check_ready
 from local_runtime.environment import Invocation
 from local_runtime.lambda_python import LambdaPythonError
 from local_runtime.pool import EnvironmentPool
@@ -141,6 +142,21 @@ def _function_options() -> argparse.ArgumentParser:
         action="store_true",
         help="start environments from an empty environment (plus AWS credentials and PATH), as on Lambda",
     )
+    debug = parser.add_argument_group(
+        "debugger", "debugpy in the environment, for VS Code's attach or any Debug Adapter Protocol client"
+    )
+    debug.add_argument(
+        "--debug-port",
+        type=_port,
+        metavar="N",
+        help="run the environment under debugpy listening on 127.0.0.1:N; the function's timeout stops while "
+        "a debugger is attached",
+    )
+    debug.add_argument(
+        "--debug-wait",
+        action="store_true",
+        help="with --debug-port: wait for the debugger to attach before anything of the function runs",
+    )
     return parser
 
 
@@ -189,6 +205,12 @@ def parse_serve_args(argv: list[str]) -> argparse.Namespace:
         "credentials (the local API checks no signature)",
     )
     parser.add_argument("--port", type=_port, default=9009, help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="reload on save: a change under the task root ends the warm environments (busy ones after their "
+        "invocation), so the next invocation starts cold on the new code",
+    )
     parser.add_argument(
         "--max-concurrency",
         type=int,
@@ -256,7 +278,35 @@ def build_config(args: argparse.Namespace, template: TemplateFunction | None) ->
         tmp_per_environment=args.tmp == "per-env",
         clean_env=args.clean_env,
         runtime=_first(args.runtime, template and template.runtime, DEFAULT_RUNTIME),
+        debug=_debug_options(args),
     )
+
+
+def _debug_options(args: argparse.Namespace) -> DebugOptions | None:
+    if args.debug_port is None:
+        if args.debug_wait:
+            raise ConfigurationError("--debug-wait needs --debug-port")
+        return None
+    return DebugOptions(port=args.debug_port, wait=args.debug_wait)
+
+
+def start_debugger(prog: str, config: FunctionConfig) -> bool:
+    """Check the debug port and debugpy; False (after one line) when the run cannot go on."""
+    if config.debug is None:
+        return True
+    try:
+        check_ready(config.debug)
+    except DebuggerError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return False
+    waits = "waits for it before the function runs" if config.debug.wait else "runs without waiting for it"
+    print(
+        f"{prog}: debugpy listens on 127.0.0.1:{config.debug.port} in each environment: attach a debugger "
+        f"(VS Code: 'Python Debugger: Remote Attach'); the function {waits}, its timeout stops while one is attached",
+        file=sys.stderr,
+        flush=True,
+    )
+    return True
 
 
 def describe(config: FunctionConfig, args: argparse.Namespace, template: TemplateFunction | None) -> str:
@@ -403,6 +453,8 @@ def run(argv: list[str]) -> int:
         print(f"invoke.py: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     invocations: list[Invocation] = []
+    if not start_debugger("invoke.py", config):
+        return EXIT_BAD_INPUT
     try:
         pool = EnvironmentPool(config, max_environments=1)
     except LambdaPythonError as exc:
@@ -452,8 +504,12 @@ def serve(argv: list[str]) -> int:
     except ConfigurationError as exc:
         print(f"invoke.py serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if not start_debugger("invoke.py serve", config):
+        return EXIT_BAD_INPUT
+    # One debug port, one environment at a time: a second one could not listen on it.
+    concurrency = 1 if config.debug else max(1, args.max_concurrency)
     try:
-        pools = {config.name: EnvironmentPool(config, max_environments=max(1, args.max_concurrency))}
+        pools = {config.name: EnvironmentPool(config, max_environments=concurrency)}
     except LambdaPythonError as exc:
         print(f"invoke.py serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -466,8 +522,18 @@ def serve(argv: list[str]) -> int:
     print(f"  {describe(config, args, template)}", file=sys.stderr, flush=True)
     warn_about_setup("invoke.py serve", config, args)
     print(f"  try it (another terminal):\n    {aws_cli_example(server.url, config)}", file=sys.stderr, flush=True)
+    reloader = None
+    if args.watch:
+        from local_dev.reload import Reloader
+
+        reloader = Reloader(config.task_root, pools.values()).start()
+        print(f"  reload on save: watching {config.task_root}", file=sys.stderr, flush=True)
     # SIGTERM and Ctrl-C: stop listening, answer or close every client, end every environment.
-    server.serve_forever(handle_signals=True)
+    try:
+        server.serve_forever(handle_signals=True)
+    finally:
+        if reloader is not None:
+            reloader.stop()
     return EXIT_OK
 
 

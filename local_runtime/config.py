@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local_runtime.debugger import DEBUG_DIR, DebugOptions
 from local_runtime.lambda_python import LAMBDA_PYTHON, LAYER_DIR, RUNTIME_DIR
 from local_runtime.strict_json import parse_json_document, read_bounded
 
@@ -69,6 +70,7 @@ class FunctionConfig:
     # unpacked zip needs none: its dependencies sit in the task root.
     layers: tuple[Path, ...] = (LAYER_DIR,)
     init_timeout_s: float = INIT_TIMEOUT_S  # lowered only by tests that exercise the retry quickly
+    debug: DebugOptions | None = None  # run under debugpy (local_runtime/debugger.py)
 
     @property
     def python_version(self) -> str:
@@ -87,6 +89,11 @@ class FunctionConfig:
             raise ConfigurationError(f"runtime must be one of {', '.join(RUNTIMES)} or provided, got {self.runtime!r}")
         if self.runtime.startswith("python") and "." not in self.handler:
             raise ConfigurationError(f"handler must look like module.function, got {self.handler!r}")
+        if self.debug is not None:
+            if not self.runtime.startswith("python"):
+                raise ConfigurationError("--debug-port needs a Python runtime (debugpy runs the handler)")
+            if DEBUG_DIR not in self.layers:  # debugpy, importable in a debug run only, as one more layer
+                object.__setattr__(self, "layers", (*self.layers, DEBUG_DIR))
 
     @property
     def arn(self) -> str:

@@ -45,6 +45,7 @@ from typing import Any
 
 from local_runtime import logs
 from local_runtime.config import FunctionConfig, new_log_stream_name, process_environment
+from local_runtime.debugger import DebugClock
 from local_runtime.lambda_python import check_runtime_installed, find_interpreter
 from local_runtime.runtime_api import MAX_RESPONSE_BYTES, InvocationRequest, RuntimeApi, RuntimeEvent
 
@@ -123,6 +124,7 @@ class ExecutionEnvironment:
         self._reset_by_service = False  # killed on purpose: not worth a log line
         self.tmp_dir: str | None = None
         self.invocations = 0
+        self._debug_clock = DebugClock(config.debug) if config.debug else None  # the timeout stops for a debugger
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -134,7 +136,8 @@ class ExecutionEnvironment:
         if self.config.runtime == "provided.al2023":
             return [str(Path(self.config.task_root) / "bootstrap")]
         check_runtime_installed()
-        return [find_interpreter(), "-m", "awslambdaric", self.config.handler]
+        debug = self.config.debug.launcher() if self.config.debug else []
+        return [find_interpreter(), *debug, "-m", "awslambdaric", self.config.handler]
 
     def _spawn(self) -> dict[str, Any] | None:
         """Start the runtime against a fresh Runtime API; an error payload if it cannot start."""
@@ -148,6 +151,8 @@ class ExecutionEnvironment:
         telemetry_read, telemetry_write = os.pipe()
         env["_LAMBDA_TELEMETRY_LOG_FD"] = str(telemetry_write)
         self._reset_by_service = False
+        if self._debug_clock is not None:
+            self._debug_clock.restart()
         try:
             self._process = subprocess.Popen(
                 self._command(),
@@ -248,7 +253,8 @@ class ExecutionEnvironment:
         api, process = self._api, self._process
         assert api is not None and process is not None
         while True:
-            remaining = deadline - time.monotonic()
+            held = self._debug_clock.tick() if self._debug_clock is not None else 0.0
+            remaining = deadline + held - time.monotonic()
             if remaining <= 0:
                 return None
             self._sample_memory()  # sampled while it runs: a crash leaves no /proc entry to read after
@@ -313,6 +319,8 @@ class ExecutionEnvironment:
             raise RuntimeError("this execution environment has ended; start a new one")
         self._emit(logs.start_line(fmt, request_id))
         started = time.perf_counter()
+        if self._debug_clock is not None:
+            self._debug_clock.held_s = 0.0  # a fresh deadline: only what the debugger holds from now on moves it
         deadline = time.monotonic() + self.config.timeout_s
         request = InvocationRequest(
             request_id=request_id,

@@ -37,6 +37,7 @@ class EnvironmentPool:
         self._freed = threading.Condition(self._lock)  # an environment was released, or the pool closed
         self._idle: list[ExecutionEnvironment] = []
         self._busy: set[ExecutionEnvironment] = set()
+        self._retiring: set[ExecutionEnvironment] = set()  # busy when the code changed: end after this invocation
         self._closed = False
 
     def _acquire(self, wait: bool) -> ExecutionEnvironment:
@@ -62,7 +63,9 @@ class EnvironmentPool:
         with self._lock:
             self._busy.discard(env)
             self._freed.notify()
-            if env.alive and not self._closed:
+            retiring = env in self._retiring
+            self._retiring.discard(env)
+            if env.alive and not self._closed and not retiring:
                 self._idle.append(env)
                 return
         env.shutdown()
@@ -79,6 +82,20 @@ class EnvironmentPool:
             return env.invoke(payload, **kwargs)
         finally:
             self._release(env)
+
+    def retire_environments(self) -> tuple[int, int]:
+        """The function's code changed: idle environments end now, busy ones once their invocation returns.
+
+        The next invocation then starts a new environment (a cold start) on the
+        new code, as after a deploy. Returns (idle ended, busy to end).
+        """
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._retiring |= self._busy
+            busy = len(self._busy)
+        for env in idle:
+            env.shutdown()
+        return len(idle), busy
 
     @property
     def environment_count(self) -> int:

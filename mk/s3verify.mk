@@ -27,6 +27,11 @@ S3_ADDR           ?= $(VERIFIER_ADDR)
 CONSOLE_ADDR      ?= 127.0.0.1:9001
 S3_DATA           ?= .s3-data
 LOCAL_S3          ?= auto
+# The S3 event bridge (local_dev/s3_bridge.py): make up starts it before the S3 server, which
+# sends it every upload; it invokes the function through make serve's Invoke API (PORT).
+BRIDGE_ADDR       ?= 127.0.0.1:9010
+BRIDGE_PORT        = $(lastword $(subst :, ,$(BRIDGE_ADDR)))
+BRIDGE_OPTIONS     = --bridge-addr "$(BRIDGE_ADDR)" --invoke-url "http://127.0.0.1:$${PORT:-9009}"
 
 .PHONY: s3-verifier verifier-up verifier-down native-up native-down minio test-deps
 
@@ -56,7 +61,7 @@ NATIVE_UP = if [ ! -x "$(VERSITYGW)" ] && ! command -v go >/dev/null 2>&1; then 
 	  echo "make up: no Docker engine answers, and the native S3 (versitygw) needs Go to build once: install Go (https://go.dev/dl/) or start Docker" >&2; exit 1; fi; \
 	{ [ -f "$(STAMP)" ] || echo "installing .venv first (once, about a minute)"; } && \
 	$(MAKE) -s --no-print-directory install "$(VERSITYGW)" && \
-	$(PY) tools/local_s3.py up --binary "$(VERSITYGW)" --data "$(S3_DATA)" --s3-addr "$(S3_ADDR)" --console-addr "$(CONSOLE_ADDR)"
+	$(PY) tools/local_s3.py up --binary "$(VERSITYGW)" --data "$(S3_DATA)" --s3-addr "$(S3_ADDR)" --console-addr "$(CONSOLE_ADDR)" $(BRIDGE_OPTIONS)
 
 native-up:
 	@$(NATIVE_UP)

@@ -34,6 +34,8 @@ OWN_SETTINGS = {
     "CONSOLE_ADDR",
     "VERIFIER_ADDR",
     "SOURCE_DIR",
+    "BRIDGE_ADDR",
+    "DEBUG_PORT",
 }
 
 
@@ -78,6 +80,7 @@ class Sandbox:
             "LOCAL_S3": "native",
             "S3_ADDR": f"127.0.0.1:{s3_port}",
             "CONSOLE_ADDR": f"127.0.0.1:{console_port}",
+            "BRIDGE_ADDR": f"127.0.0.1:{free_port()}",  # the S3 event bridge make up starts first
         }
         sandbox = cls(root, s3_port, console_port, env)
         if settings:

@@ -60,3 +60,48 @@ def test_compose_credentials_match_env_example():
     assert minio_env["MINIO_ROOT_USER"].endswith(f":-{env['AWS_ACCESS_KEY_ID']}}}")
     assert minio_env["MINIO_ROOT_PASSWORD"].endswith(f":-{env['AWS_SECRET_ACCESS_KEY']}}}")
     assert env["S3_ENDPOINT_URL"] == "http://localhost:9000"
+
+
+def test_minio_notifies_the_s3_event_bridge_with_the_trigger_rules_make_s3_trigger_deploys():
+    import json
+    import subprocess
+    import sys
+
+    from local_dev.s3_trigger import trigger_rules
+    from tools.deploy import merged_notification
+
+    minio = compose()["services"]["minio"]
+    env = minio["environment"]
+    assert env["MINIO_NOTIFY_WEBHOOK_ENABLE_LAMBDA"] == "on"
+    assert env["MINIO_NOTIFY_WEBHOOK_ENDPOINT_LAMBDA"] == "http://host.docker.internal:${BRIDGE_PORT:-9010}/s3-events"
+    assert "host.docker.internal:host-gateway" in minio["extra_hosts"]
+    create = compose()["services"]["create-bucket"]
+    assert create["environment"]["S3_NOTIFICATION"] == "${S3_NOTIFICATION:-}"
+    assert "put-bucket-notification-configuration" in create["command"][0]
+    assert '"$$S3_NOTIFICATION"' in create["command"][0]
+
+    # What make up passes as S3_NOTIFICATION: the queue config MinIO takes, with the deployed rules.
+    printed = subprocess.run(
+        [sys.executable, "tools/local_s3.py", "notification", "--env-file", "/nonexistent"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "PREFIX": "2026/04/"},
+    ).stdout
+    (queue,) = json.loads(printed)["QueueConfigurations"]
+    assert queue["QueueArn"] == "arn:minio:sqs::LAMBDA:webhook"
+    deployed = merged_notification({}, "id", "arn:fn", "2026/04/")["LambdaFunctionConfigurations"][0]
+    assert queue["Events"] == deployed["Events"] == ["s3:ObjectCreated:*"]
+    assert (
+        queue["Filter"]
+        == deployed["Filter"]
+        == {"Key": {"FilterRules": [{"Name": "prefix", "Value": "2026/04/"}, {"Name": "suffix", "Value": ".pdf"}]}}
+    )
+    assert trigger_rules("2026/04/").key_matches("2026/04/a.pdf")
+    assert not trigger_rules("2026/04/").key_matches("manifests/2026-04-30.jsonl")
+
+    makefile = (ROOT / "Makefile").read_text()
+    bridge_first = makefile.index("tools/local_s3.py bridge")
+    assert bridge_first < makefile.index("docker compose up -d --wait")  # the webhook answers before MinIO starts
+    assert 'S3_NOTIFICATION="$$($(PY) tools/local_s3.py notification)"' in makefile

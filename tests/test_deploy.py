@@ -42,7 +42,7 @@ STATE_MACHINE = "arn:aws:states:eu-west-1:111122223333:stateMachine:reports-fano
 # Everything the make targets pass to tools/deploy.py through the environment.
 DEPLOY_VARIABLES = [
     *("BUCKET_NAME", "PREFIX", "SCOPE_PREFIX", "KMS_KEY_ARN", "S3_TRIGGER", "ARCH", "STACK_NAME", "PREFIXES"),
-    *("TO_VERSION", "DRY_RUN", "YES", "PORT"),
+    *("TO_VERSION", "DRY_RUN", "YES", "PORT", "MEMORY_SIZE", "TIMEOUT", "URL_EXPIRY_SECONDS", "LOG_LEVEL"),
     *("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE"),
 ]
 
@@ -122,6 +122,12 @@ def test_first_deploy_is_guided_and_uses_the_rendered_template_for_the_arch(tmp_
             "BucketName=acme-reports",
             "Prefix=2026/04/",
             "ScopePrefix=2026/",
+            "UrlExpirySeconds=900",
+            "MemorySize=512",
+            "Timeout=120",
+            "LogLevel=INFO",
+            "LogRetentionDays=30",
+            'KmsKeyArn=""',
             "EnableS3Trigger=false",
         ]
     ]
@@ -150,9 +156,66 @@ def test_later_deploys_reuse_samconfig_and_can_enable_kms_and_the_trigger(tmp_pa
     assert overrides == [
         "Architecture=arm64",
         "BucketName=acme-reports",
+        "Prefix=2026/04/",
+        'ScopePrefix=""',
+        "UrlExpirySeconds=900",
+        "MemorySize=512",
+        "Timeout=120",
+        "LogLevel=INFO",
+        "LogRetentionDays=30",
         "KmsKeyArn=arn:aws:kms:eu-west-1:111122223333:key/abc",
         "EnableS3Trigger=true",
     ]
+
+
+def test_every_setting_is_passed_so_none_keeps_a_previous_value(tmp_path: Path) -> None:
+    """SAM sends UsePreviousValue for a template parameter it is not given: each one is given."""
+    [command] = commands(
+        dry_run(
+            "deploy",
+            "--bucket",
+            "acme-reports",
+            "--memory-size",
+            "1024",
+            "--timeout",
+            "300",
+            "--url-expiry-seconds",
+            "3600",
+            "--log-level",
+            "DEBUG",
+            "--render-dir",
+            str(tmp_path),
+            "--config-file",
+            str(tmp_path / "samconfig.toml"),
+        )
+    )
+    overrides = dict(item.split("=", 1) for item in command[command.index("--parameter-overrides") + 1 :])
+
+    assert list(overrides) == list(deploy.load_template()["Parameters"])
+    assert overrides["MemorySize"] == "1024" and overrides["Timeout"] == "300"
+    assert overrides["UrlExpirySeconds"] == "3600" and overrides["LogLevel"] == "DEBUG"
+    assert command[command.index("--template-file") + 1] == str(tmp_path / "template-arm64.yaml")
+    assert (tmp_path / "template-arm64.yaml").is_file()  # a dry run writes the template it would deploy
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--memory-size", "100", "MEMORY_SIZE=100 is outside 128..10240"),
+        ("--memory-size", "1e3", "MEMORY_SIZE='1e3' is not a whole number"),
+        ("--timeout", "901", "TIMEOUT=901 is outside 10..900"),
+        ("--url-expiry-seconds", "604801", "URL_EXPIRY_SECONDS=604801 is outside 1..604800"),
+        ("--log-level", "debug", "LOG_LEVEL='debug' is not one of DEBUG, INFO, WARN, ERROR"),
+        ("--log-level", "INFO LogRetentionDays=1", "is not one of"),
+    ],
+)
+def test_settings_are_checked_against_the_templates_own_limits(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    argv = ["--dry-run", *REGION, "deploy", "--bucket", "acme-reports", option, value]
+
+    assert deploy.main(argv, out=io.StringIO()) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_deploy_without_a_bucket_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -316,17 +379,38 @@ def test_manifest_url_reports_function_errors(tmp_path: Path, response: dict[str
 
 
 def test_render_template_points_code_at_the_arch_zip_and_stays_valid(tmp_path: Path) -> None:
-    rendered = deploy.render_template("x86_64", tmp_path)
+    values = deploy.parameter_values({"BucketName": "acme-reports", "Architecture": "x86_64"}, deploy.load_template())
+    rendered = deploy.render_template("x86_64", values, tmp_path)
     original = deploy.TEMPLATE.read_text().splitlines()
-    changed = [(a, b) for a, b in zip(original, rendered.read_text().splitlines(), strict=True) if a != b]
+    text = rendered.read_text()
+    digest = deploy.configuration_digest(deploy.function_configuration(deploy.load_template(), values))
+    added = [line.strip() for line in text.splitlines() if line not in original]
 
-    assert [b.strip() for _, b in changed] == [
+    paths = [line for line in added if not line.startswith(("#", "AutoPublishCodeSha256:"))]
+    assert paths == [
         f"CodeUri: {(ROOT / 'dist' / zip_name('x86_64')).as_posix()}",
         f"DefinitionUri: {(ROOT / 'statemachine' / 'fanout.asl.json').as_posix()}",
     ]
+    assert [line for line in added if line.startswith("AutoPublish")] == [f"AutoPublishCodeSha256: {digest}"]
+    assert "#   MemorySize: 512" in added and "#   Architecture: x86_64" in added
+    kept = [line for line in text.splitlines() if line.strip() not in added]
+    assert len(kept) == len(original) - 2  # every other line byte for byte
     from cfnlint.api import lint_file
 
     assert [str(match) for match in lint_file(rendered)] == []
+
+
+def test_digest_follows_every_resolved_property_and_nothing_else() -> None:
+    template = deploy.load_template()
+
+    def digest(**given: str) -> str:
+        values = deploy.parameter_values({"BucketName": "acme-reports", **given}, template)
+        return deploy.configuration_digest(deploy.function_configuration(template, values))
+
+    assert digest() == digest(MemorySize="512")  # the default spelt out is the same configuration
+    changed = [digest(MemorySize="1024"), digest(Timeout="60"), digest(LogLevel="WARN"), digest(Prefix="x/")]
+    assert len({digest(), *changed}) == 5
+    assert digest() == digest(ScopePrefix="2026/", KmsKeyArn="arn:aws:kms:eu-west-1:111122223333:key/k")  # role only
 
 
 # ---------------------------------------------------------------------------
@@ -536,6 +620,11 @@ INJECTIONS_REFUSED = [
     ("deploy", "STACK_NAME", "reports; touch {canary}"),
     ("deploy", "STACK_NAME", "`touch {canary}`"),
     ("deploy", "AWS_REGION", "eu-west-1; touch {canary}"),
+    ("deploy", "MEMORY_SIZE", "512; touch {canary}"),
+    ("deploy", "MEMORY_SIZE", "$(shell touch {canary})"),
+    ("deploy", "TIMEOUT", "`touch {canary}`"),
+    ("deploy", "URL_EXPIRY_SECONDS", "900 LogLevel=DEBUG"),
+    ("deploy", "LOG_LEVEL", "INFO'; touch {canary}; echo '"),
     ("rollback", "TO_VERSION", "7; touch {canary}"),
     ("rollback", "TO_VERSION", "$LATEST"),
     ("s3-trigger", "BUCKET_NAME", "x'; touch {canary}; echo '"),
@@ -559,6 +648,27 @@ def test_make_refuses_hostile_values_before_running_anything(
     assert done.calls == []  # not even the identity check: the value is refused first
     [message] = [line for line in done.stderr.splitlines() if line.startswith("deploy: ")]
     assert variable in message
+
+
+def test_make_deploy_dry_run_passes_the_settings_and_writes_the_template(recording_make: Any) -> None:
+    done = recording_make(
+        "deploy",
+        "DRY_RUN=1",
+        "BUCKET_NAME=acme-reports",
+        "AWS_REGION=eu-west-1",
+        "MEMORY_SIZE=1024",
+        "TIMEOUT=300",
+        "URL_EXPIRY_SECONDS=3600",
+        "LOG_LEVEL=WARN",
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.calls == []  # a preview starts no aws or sam
+    [sam] = [shlex.split(line[2:]) for line in done.stdout.splitlines() if line.startswith("+ sam deploy")]
+    overrides = sam[sam.index("--parameter-overrides") + 1 :]
+    assert {"MemorySize=1024", "Timeout=300", "UrlExpirySeconds=3600", "LogLevel=WARN"} <= set(overrides)
+    rendered = Path(sam[sam.index("--template-file") + 1])
+    assert rendered.parent == deploy.RENDERED_DIR and "#   MemorySize: 1024" in rendered.read_text()
 
 
 def test_make_serve_takes_port_as_one_value(recording_make: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -362,3 +363,21 @@ def test_task_specification_is_complete():
         assert heading in text
     for fact in ("6 MB", "604,800", "/tmp", "manifest_url"):
         assert fact in text
+
+
+def test_the_measured_timeline_ran_on_the_functions_runtime():
+    """The cold/warm figures are the function's own: Python 3.13 through awslambdaric, as on Lambda."""
+    data = json.loads((GRAPHS / "cold_warm_timeline.json").read_text(encoding="utf-8"))
+
+    assert data["method"].startswith("invoke.py"), data["method"]
+    assert data["python"].startswith("3.13.") and data["python"].endswith("under awslambdaric"), data["python"]
+    assert data["runs"][0]["init_ms"] and all(run["init_ms"] is None for run in data["runs"][1:])
+
+
+def test_lab_3_says_what_a_foreign_zip_does():
+    """A zip built for the other architecture runs on pure-Python fallbacks; the page must not predict an ELF error."""
+    text = (DOCS / "index.html").read_text(encoding="utf-8")
+    lab = text[text.index('<h3 id="lab-3">') : text.index('<h3 id="lab-4">')]
+
+    assert "ELF" not in lab and "ImportModuleError" not in lab
+    assert "bench/foreign_arch.py" in lab and (ROOT / "bench" / "foreign_arch.py").is_file()

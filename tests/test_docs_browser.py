@@ -431,3 +431,40 @@ def test_every_graph_opens_in_the_viewer(browser: Browser):
             lambda _d: browser.js("return document.getElementById('graph').naturalWidth") > 0
         )
     browser.assert_clean()
+
+
+def test_every_graph_on_a_narrow_screen_offers_the_zoom_viewer_and_reads_there(browser: Browser):
+    """At 390 px a wide graph's text is a few pixels tall in place: each graph shows a tappable way into
+    the viewer, and the viewer at actual size ("1") renders the smallest text at 12 px or more."""
+    driver = browser.driver
+    driver.set_window_size(390, 844)
+    hints = {}
+    for section in SECTIONS:
+        driver.get(f"{INDEX}#{section}")
+        browser.wait_for_section(section)
+        for src, href, content, hint_height, display in browser.js(
+            "return Array.from(document.querySelectorAll('#' + arguments[0] + ' figure.graph > a')).map(a => {"
+            " var s = getComputedStyle(a, '::after'); var img = a.querySelector('img');"
+            " return [img.getAttribute('src'), a.getAttribute('href'), s.content,"
+            " a.getBoundingClientRect().height - img.getBoundingClientRect().height, s.display]; })",
+            section,
+        ):
+            hints[src] = (href, content, hint_height, display)
+    browser.shot("graphs-390")
+
+    assert {Path(src).stem for src in hints} >= {dot.stem for dot in (DOCS / "graphs").glob("*.dot")}
+    for src, (href, content, hint_height, display) in hints.items():
+        assert href == f"viewer.html?src={src}", src
+        assert "full screen" in content and display == "block", (src, content, display)
+        assert hint_height >= 44, f"{src}: the way into the viewer is {hint_height:.0f} px tall, too small to tap"
+
+    for src in hints:
+        if Path(src).stem.startswith("bench-"):
+            continue  # matplotlib text is paths; the viewer shows the plot at full size all the same
+        driver.get(f"{VIEWER}?src={src}")
+        WebDriverWait(driver, 5).until(lambda _d: browser.js(GRAPH_WIDTH) > 0)
+        driver.find_element(By.ID, "stage").send_keys("1")
+        view_width, smallest = _svg_geometry(DOCS / src)
+        shown = browser.js("return document.getElementById('graph').getBoundingClientRect().width")
+        assert smallest * shown / view_width >= 12, f"{src}: {smallest * shown / view_width:.1f} px in the viewer"
+    browser.assert_clean()

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -249,3 +250,30 @@ def test_a_bad_address_is_a_one_line_error(sandbox: Sandbox):
 
     assert done.returncode != 0
     assert "S3_ADDR='nine-thousand' is not HOST:PORT" in done.stderr
+
+
+def test_up_starts_the_event_bridge_first_and_an_upload_reaches_it_while_serve_is_down(sandbox: Sandbox):
+    up = sandbox.make("up")
+    assert up.returncode == 0, up.stderr
+    bridge = json.loads((sandbox.root / ".s3-data" / "s3-bridge.json").read_text())
+    assert f"uploads notify {bridge['url']}" in up.stdout
+    health = bridge["url"].replace("/s3-events", "/health")
+    client = boto3.client(
+        "s3",
+        endpoint_url=sandbox.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    client.put_object(Bucket="sandbox-bucket", Key="2026/04/new report.pdf", Body=b"%PDF-1.4\n")
+    client.put_object(Bucket="sandbox-bucket", Key="2026/04/notes.txt", Body=b"text")
+    deadline = time.monotonic() + 20
+    while requests.get(health, timeout=5).json()["queued"] != 1:  # no serve yet: kept, retried, not lost
+        assert time.monotonic() < deadline, (sandbox.root / ".s3-data" / "s3-bridge.log").read_text()
+        time.sleep(0.1)
+    log = (sandbox.root / ".s3-data" / "s3-bridge.log").read_text()
+    assert "2026/04/new report.pdf: queued for the function" in log
+    assert "no invocation for ObjectCreated:Put sandbox-bucket/2026/04/notes.txt" in log
+    down = sandbox.make("down")
+    assert down.returncode == 0 and "S3 event bridge stopped" in down.stdout, down.stdout

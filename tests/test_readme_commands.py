@@ -43,6 +43,8 @@ NOT_COPIED = {".git", *LINKED, ".env", ".s3-data", "test-artifacts", "dist", "bu
 OWN_SETTINGS_PREFIXES = ("AWS_", "S3_", "MAKE", "MFLAGS", "GNUMAKE")
 OWN_SETTINGS = {"BUCKET_NAME", "PREFIX", "ALLOWED_BUCKETS", "URL_EXPIRY_SECONDS", "QUEUE_MAX", "SOURCE_DIR", "RECORD"}
 OWN_SETTINGS |= {"LOCAL_S3", "CONSOLE_ADDR", "VERIFIER_ADDR", "EVENT", "PORT", "DRY_RUN", "YES", "DEADLINE_MARGIN_MS"}
+OWN_SETTINGS |= {"BRIDGE_ADDR", "DEBUG_PORT"}
+OWN_SETTINGS |= {"MEMORY_SIZE", "TIMEOUT", "LOG_LEVEL"}
 
 
 def readme_commands(text: str) -> list[str]:
@@ -134,6 +136,7 @@ def test_every_readme_command_runs_as_written(tmp_path: Path) -> None:
         S3_ADDR=f"127.0.0.1:{ports[9000]}",
         CONSOLE_ADDR=f"127.0.0.1:{ports[9001]}",
         VERIFIER_ADDR=f"127.0.0.1:{ports[9000]}",
+        BRIDGE_ADDR=f"127.0.0.1:{free_port()}",
         DRY_RUN="1",
     )
     (root / "run-readme.sh").write_text(script(readme_commands(README.read_text()), ports))

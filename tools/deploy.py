@@ -19,13 +19,20 @@ The rules that keep a real run from doing what the user did not ask:
 * a command that changes something waits for a yes on a terminal, or ``--yes``.
 
 Callers use the alias ``live`` (the template's AutoPublishAlias): every deploy
-publishes a version and moves the alias, so rolling back is pointing the
-alias at an earlier version; no rebuild, no redeploy.
+that changes the function's code or configuration publishes a version and moves
+the alias, so rolling back is pointing the alias at an earlier version; no
+rebuild, no redeploy. SAM names the version after a hash of the code location,
+the environment and MemorySize as the template *text* spells them, so a value
+that arrives as a parameter (``!Ref MemorySize``) would change nothing it
+hashes: the rendered template therefore carries a digest of the function's
+properties with every parameter resolved (``AutoPublishCodeSha256``), and every
+parameter is passed explicitly, never left to "use the previous value".
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -38,6 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
+
+from local_dev.s3_trigger import trigger_rules
 from tools import deploy_inputs as check
 from tools.aws_target import Confirmation, Region, resolve_region
 from tools.deploy_inputs import InputError
@@ -49,6 +59,7 @@ TEMPLATE = ROOT / "template.yaml"
 SAMCONFIG = ROOT / "samconfig.toml"
 RENDERED_DIR = ROOT / "build" / "sam"
 ALIAS = "live"
+FUNCTION_RESOURCE = "Function"  # the template's AWS::Serverless::Function with AutoPublishAlias
 DEFAULT_STACK = "pdf-manifest"
 NOTIFICATION_ID_SUFFIX = "-pdfs"  # the notification is named <stack>-pdfs
 
@@ -131,12 +142,120 @@ def stack_output(runner: Runner, stack: str, region: str, key: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def render_template(arch: str, destination_dir: Path = RENDERED_DIR, template: Path = TEMPLATE) -> Path:
-    """Copy the template with CodeUri on the zip for ``arch`` and local paths made absolute.
+class _TemplateLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (``!Ref``, ``!Sub``, ``!If``...) read as their long forms."""
+
+
+def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _short_tag)
+
+
+def load_template(template: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml.load(template.read_text(encoding="utf-8"), Loader=_TemplateLoader)  # noqa: S506 (a SafeLoader)
+
+
+# Template parameter -> the make variable (and environment variable) that sets it.
+# Every other parameter is passed with its template default.
+SETTINGS = {
+    "Architecture": "ARCH",
+    "BucketName": "BUCKET_NAME",
+    "Prefix": "PREFIX",
+    "ScopePrefix": "SCOPE_PREFIX",
+    "UrlExpirySeconds": "URL_EXPIRY_SECONDS",
+    "MemorySize": "MEMORY_SIZE",
+    "Timeout": "TIMEOUT",
+    "LogLevel": "LOG_LEVEL",
+    "KmsKeyArn": "KMS_KEY_ARN",
+    "EnableS3Trigger": "S3_TRIGGER",
+}
+
+
+def parameter_values(given: dict[str, str], template: dict[str, Any]) -> dict[str, str]:
+    """Every template parameter, in template order: the value given, else the template's default.
+
+    All of them go to ``sam deploy``: for a parameter it is not given, SAM asks
+    CloudFormation to keep the stack's previous value, so a setting dropped from
+    the command line would silently stay as it was, and the digest would not
+    describe what is deployed.
+    """
+    values = {}
+    for name, spec in template["Parameters"].items():
+        value = given.get(name) or ""
+        if not value and "Default" in spec:
+            value = str(spec["Default"])
+        values[name] = value
+    return values
+
+
+def parameter_overrides(values: dict[str, str]) -> list[str]:
+    """``Key=Value`` for ``--parameter-overrides``; an empty value is spelt ``Key=""``, which SAM reads as empty."""
+    return [f"{key}={value}" if value else f'{key}=""' for key, value in values.items()]
+
+
+def _resolve(node: Any, values: dict[str, str]) -> Any:
+    """``node`` with every reference to a parameter replaced by its value (``!Ref`` and ``${...}`` in ``!Sub``)."""
+    if isinstance(node, list):
+        return [_resolve(item, values) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"} and node["Ref"] in values:
+        return values[node["Ref"]]
+    if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+        text = re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: values.get(m.group(1), m.group(0)), node["Fn::Sub"])
+        return {"Fn::Sub": text}
+    return {key: _resolve(value, values) for key, value in node.items()}
+
+
+def _referenced(node: Any, names: set[str]) -> set[str]:
+    """The parameters among ``names`` that ``node`` refers to."""
+    text = json.dumps(node)
+    found = {name for name in names if f'{{"Ref": "{name}"}}' in text}
+    return found | {name for name in re.findall(r"\$\{([A-Za-z0-9]+)\}", text) if name in names}
+
+
+def function_configuration(template: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """The function's properties as CloudFormation will set them, code location aside.
+
+    The code is covered already: ``sam deploy`` uploads the zip under a key
+    made of its MD5, and SAM hashes that key into the version's logical id.
+    """
+    properties = dict(template["Resources"][FUNCTION_RESOURCE]["Properties"])
+    properties.pop("CodeUri", None)
+    return _resolve(properties, values)
+
+
+def configuration_digest(configuration: dict[str, Any]) -> str:
+    canonical = json.dumps(configuration, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def render_template(
+    arch: str, values: dict[str, str], destination_dir: Path = RENDERED_DIR, template: Path = TEMPLATE
+) -> Path:
+    """The template ``sam deploy`` gets: code for ``arch``, absolute local paths, the configuration digest.
 
     SAM cannot take CodeUri from a parameter, and a zip's compiled extensions
-    only load on their own architecture, so each architecture gets its own
-    rendered copy; everything else stays byte for byte the same.
+    run fastest on their own architecture, so each architecture gets its own
+    rendered copy. Under AutoPublishAlias it adds ``AutoPublishCodeSha256``,
+    the sha256 of :func:`function_configuration`, with the resolved values
+    written out above it; SAM appends that string to the function's
+    description and hashes it into the version's logical id, so any change of
+    memory, timeout, environment or log level publishes a new version. The
+    other lines stay byte for byte the same.
     """
     text = template.read_text(encoding="utf-8")
     code = (ROOT / "dist" / zip_name(arch)).as_posix()
@@ -148,23 +267,32 @@ def render_template(arch: str, destination_dir: Path = RENDERED_DIR, template: P
         return match.group(1) + (template.parent / match.group(2)).as_posix()
 
     text = re.sub(r"(?m)^(\s+DefinitionUri:\s*)(\S+)$", absolute, text)
+
+    parsed = load_template(template)
+    configuration = function_configuration(parsed, values)
+    digest = configuration_digest(configuration)
+    used = _referenced(parsed["Resources"][FUNCTION_RESOURCE]["Properties"], set(values))
+
+    def pin(match: re.Match[str]) -> str:
+        indent = match.group(1)
+        lines = [
+            match.group(0),
+            f"{indent}# Rendered by tools/deploy.py: the sha256 of this function's properties with",
+            f"{indent}# these parameter values resolved (SAM hashes it into the version's id):",
+            *(f"{indent}#   {name}: {values[name] or '(empty)'}" for name in values if name in used),
+            f"{indent}AutoPublishCodeSha256: {digest}",
+        ]
+        return "\n".join(lines)
+
+    text, pinned = re.subn(r"(?m)^(\s+)AutoPublishAlias:\s*\S+$", pin, text)
+    if pinned != 1:
+        raise DeployError(f"expected one AutoPublishAlias in {template.name}, found {pinned}")
     destination_dir.mkdir(parents=True, exist_ok=True)
     rendered = destination_dir / f"template-{arch}.yaml"
-    rendered.write_text(text, encoding="utf-8")
+    partial = rendered.with_name(f".{rendered.name}.{os.getpid()}")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(rendered)  # whole or not at all, even with two runs at once
     return rendered
-
-
-def parameter_overrides(args: argparse.Namespace) -> list[str]:
-    """Template parameters as ``Key=Value``; empty optional values keep the template default."""
-    values = {
-        "Architecture": args.arch,
-        "BucketName": args.bucket,
-        "Prefix": args.prefix,
-        "ScopePrefix": args.scope_prefix,
-        "KmsKeyArn": args.kms_key_arn,
-        "EnableS3Trigger": "true" if args.enable_s3_trigger else "false",
-    }
-    return [f"{key}={value}" for key, value in values.items() if value]
 
 
 def deploy_command(args: argparse.Namespace, template: Path, guided: bool) -> list[str]:
@@ -184,7 +312,7 @@ def deploy_command(args: argparse.Namespace, template: Path, guided: bool) -> li
         "CAPABILITY_IAM",
         "--no-fail-on-empty-changeset",
         "--parameter-overrides",
-        *parameter_overrides(args),
+        *parameter_overrides(args.parameters),
     ]
     return command
 
@@ -194,15 +322,16 @@ def cmd_deploy(args: argparse.Namespace, runner: Runner) -> int:
     guided = not Path(args.config_file).exists()
     if args.package:
         runner.run([sys.executable, str(ROOT / "tools" / "package.py"), "--arch", args.arch])
-    if args.dry_run:
-        template = RENDERED_DIR / f"template-{args.arch}.yaml"
-        runner.say(f"# would render {template} with CodeUri {code}")
-    else:
-        if not code.is_file():
-            raise DeployError(f"{code} is missing: run make package first")
-        template = render_template(args.arch)
+    if not args.dry_run and not code.is_file():
+        raise DeployError(f"{code} is missing: run make package first")
+    # Written in a dry run too: a file under build/ changes no account, and it is
+    # the exact template the printed command would deploy.
+    template = render_template(args.arch, args.parameters, args.render_dir)
+    digest = configuration_digest(function_configuration(load_template(), args.parameters))
+    runner.say(f"# {template}: CodeUri {code}, configuration sha256 {digest[:16]}...")
     if guided:
         runner.say(f"# {args.config_file} not found: guided deploy; answer the prompts and save the answers")
+        runner.say("# keep the parameter values the prompts show: the digest was computed from them")
     runner.run(deploy_command(args, template, guided), change=True)
     return 0
 
@@ -387,19 +516,7 @@ def merged_notification(
     EventBridge) is carried over untouched.
     """
     merged = {key: value for key, value in existing.items() if key != "ResponseMetadata"}
-    ours = {
-        "Id": notification_id,
-        "LambdaFunctionArn": function_arn,
-        "Events": ["s3:ObjectCreated:*"],
-        "Filter": {
-            "Key": {
-                "FilterRules": [
-                    *([{"Name": "prefix", "Value": prefix}] if prefix else []),
-                    {"Name": "suffix", "Value": ".pdf"},
-                ]
-            }
-        },
-    }
+    ours = trigger_rules(prefix).notification(notification_id, function_arn)
     others = [c for c in merged.get("LambdaFunctionConfigurations", []) if c.get("Id") != notification_id]
     merged["LambdaFunctionConfigurations"] = [*others, ours]
     return merged
@@ -438,7 +555,9 @@ def cmd_s3_trigger(args: argparse.Namespace, runner: Runner) -> int:
 ENVIRONMENT_HELP = """\
 Every option left out is read from the environment, which is how make passes
 its variables (BUCKET_NAME, PREFIX, SCOPE_PREFIX, KMS_KEY_ARN, S3_TRIGGER, ARCH,
-STACK_NAME, PREFIXES, TO_VERSION, DRY_RUN, YES). Yes/no settings take
+MEMORY_SIZE, TIMEOUT, URL_EXPIRY_SECONDS, LOG_LEVEL, STACK_NAME, PREFIXES,
+TO_VERSION, DRY_RUN, YES). A template setting left out takes the template's
+default, never the deployed stack's previous value. Yes/no settings take
 1/true/yes/on or 0/false/no/off (any case); any other spelling is an error.
 The region is --region, else AWS_REGION, AWS_DEFAULT_REGION, then the active
 profile's region (AWS_PROFILE, AWS_CONFIG_FILE), as the AWS CLI resolves it.
@@ -469,6 +588,13 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--scope-prefix", default=_env("SCOPE_PREFIX"), help="the role reads only under this prefix")
     deploy.add_argument("--kms-key-arn", default=_env("KMS_KEY_ARN"), help="the bucket's SSE-KMS key, if any")
     deploy.add_argument("--enable-s3-trigger", action="store_true", help="allow the bucket to invoke the alias")
+    deploy.add_argument("--memory-size", default=_env("MEMORY_SIZE"), help="MB (MEMORY_SIZE; template default)")
+    deploy.add_argument("--timeout", default=_env("TIMEOUT"), help="seconds (TIMEOUT; template default)")
+    deploy.add_argument(
+        "--url-expiry-seconds", default=_env("URL_EXPIRY_SECONDS"), help="presigned URL lifetime (URL_EXPIRY_SECONDS)"
+    )
+    deploy.add_argument("--log-level", default=_env("LOG_LEVEL"), help="DEBUG, INFO, WARN or ERROR (LOG_LEVEL)")
+    deploy.add_argument("--render-dir", type=Path, default=RENDERED_DIR, help=argparse.SUPPRESS)
     deploy.add_argument("--package", action="store_true", help="build the zip first (make deploy does)")
     deploy.add_argument("--config-file", type=Path, default=SAMCONFIG)
     deploy.set_defaults(func=cmd_deploy)
@@ -522,6 +648,23 @@ def check_arguments(args: argparse.Namespace) -> None:
         if args.kms_key_arn:
             check.kms_key_arn(args.kms_key_arn)
         args.enable_s3_trigger = args.enable_s3_trigger or check.flag("S3_TRIGGER", _env("S3_TRIGGER"))
+        declared = load_template()["Parameters"]
+        given = {
+            "Architecture": args.arch,
+            "BucketName": args.bucket,
+            "Prefix": args.prefix,
+            "ScopePrefix": args.scope_prefix,
+            "KmsKeyArn": args.kms_key_arn,
+            "EnableS3Trigger": "true" if args.enable_s3_trigger else "false",
+            "MemorySize": args.memory_size,
+            "Timeout": args.timeout,
+            "UrlExpirySeconds": args.url_expiry_seconds,
+            "LogLevel": args.log_level,
+        }
+        for parameter, value in given.items():
+            if value:
+                given[parameter] = check.template_setting(SETTINGS[parameter], value, declared[parameter])
+        args.parameters = parameter_values(given, load_template())
     elif args.command == "invoke":
         check.qualifier(args.qualifier)
         if args.bucket:

@@ -168,3 +168,28 @@ def prefix_list(raw: str, name: str = "PREFIXES") -> list[str]:
             raise InputError(f"{name} holds an empty prefix")
         prefix(item, name)
     return items
+
+
+_DECIMAL = re.compile(r"[0-9]{1,7}")
+
+
+def template_setting(name: str, value: str, spec: dict[str, object]) -> str:
+    """A value for a template parameter, checked against that parameter's own rules in template.yaml.
+
+    ``spec`` is the parameter's declaration (``Type``, ``MinValue``, ``MaxValue``,
+    ``AllowedValues``), so make and CloudFormation refuse the same values and the
+    template stays the one place the limits are written.
+    """
+    allowed = spec.get("AllowedValues")
+    if isinstance(allowed, list):
+        choices = [str(choice) for choice in allowed]
+        if value not in choices:
+            raise InputError(f"{name}={shown(value)} is not one of {', '.join(choices)}")
+        return value
+    if spec.get("Type") == "Number":
+        _matching(name, value, _DECIMAL, "a whole number")
+        low, high = spec.get("MinValue"), spec.get("MaxValue")
+        if (isinstance(low, int) and int(value) < low) or (isinstance(high, int) and int(value) > high):
+            raise InputError(f"{name}={value} is outside {low}..{high}")
+        return str(int(value))
+    return value

@@ -18,6 +18,7 @@ record never takes down whatever process reused the number.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -41,6 +42,9 @@ DEFAULTS = {
 }
 SETTING_KEYS = (*DEFAULTS, "AWS_REGION", "S3_ENDPOINT_URL")
 STATE_FILE = "versitygw.json"
+BRIDGE_STATE_FILE = "s3-bridge.json"
+BRIDGE_LOG_FILE = "s3-bridge.log"
+EVENT_FILTER_FILE = "event-filter.json"
 LEGACY_PID_FILE = "versitygw.pid"  # written by make verifier-up before it gained the console
 LOG_FILE = "versitygw.log"
 READY_TIMEOUT_S = 20.0  # a cold start of the 60 MB binary on a busy 2-core machine
@@ -146,6 +150,8 @@ class Server:
         self.buckets = self.data / "buckets"
         self.state_path = self.data / STATE_FILE
         self.log_path = self.data / LOG_FILE
+        self.bridge_state = self.data / BRIDGE_STATE_FILE
+        self.bridge_log = self.data / BRIDGE_LOG_FILE
 
     def legacy_pid(self) -> int | None:
         """A versitygw still running from the old `make verifier-up` (relative data path, no console)."""
@@ -181,10 +187,85 @@ class Server:
             return record
         return None
 
-    def start(self, binary: Path, s3: Address, console: Address, settings: Settings) -> int:
-        for address, option in ((s3, "S3_ADDR"), (console, "CONSOLE_ADDR")):
-            if not port_is_free(address):
-                raise LocalS3Error(f"{address} ({option}) is taken by another program: stop it or move: {FIX_PORTS}")
+    # -- the S3 event bridge: up before versitygw, which refuses to start when its webhook does not answer
+
+    def bridge_running(self) -> dict[str, object] | None:
+        try:
+            record = json.loads(self.bridge_state.read_text())
+        except (OSError, ValueError):
+            return None
+        pid = record.get("pid") if isinstance(record, dict) else None
+        if (
+            isinstance(pid, int)
+            and "local_dev.s3_bridge" in command_line(pid)
+            and str(self.bridge_state) in " ".join(command_line(pid))
+        ):
+            return record
+        return None
+
+    def start_bridge(
+        self, bridge: Address, invoke_url: str, on_failure: Path, allow_hosts: tuple[str, ...] = ()
+    ) -> str:
+        """The bridge's webhook URL, starting it unless it already runs here."""
+        record = self.bridge_running()
+        if record:
+            return str(record["url"])
+        if not port_is_free(bridge):
+            raise LocalS3Error(f"{bridge} (BRIDGE_ADDR) is taken by another program: stop it or set BRIDGE_ADDR")
+        self.data.mkdir(parents=True, exist_ok=True)
+        ready = self.data / "s3-bridge.url"
+        ready.unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "local_dev.s3_bridge",
+            "--host",
+            bridge.host,
+            "--port",
+            str(bridge.port),
+            "--invoke-url",
+            invoke_url,
+            "--on-failure",
+            str(on_failure),
+            "--ready-file",
+            str(ready),
+            "--state",  # names the record in argv, so down signals only this bridge
+            str(self.bridge_state),
+            *[option for host in allow_hosts for option in ("--allow-host", host)],
+        ]
+        with self.bridge_log.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT if Path.cwd() == ROOT else Path.cwd(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise LocalS3Error(f"the S3 event bridge exited at start; see {self.bridge_log}")
+            if ready.is_file() and ready.read_text().strip():
+                url = ready.read_text().strip()
+                self.bridge_state.write_text(json.dumps({"pid": process.pid, "url": url}) + "\n")
+                return url
+            time.sleep(0.05)
+        process.kill()
+        raise LocalS3Error(f"the S3 event bridge did not start within {READY_TIMEOUT_S:.0f} s; see {self.bridge_log}")
+
+    def stop_bridge(self) -> int | None:
+        record = self.bridge_running()
+        self.bridge_state.unlink(missing_ok=True)
+        if record is None:
+            return None
+        pid = int(record["pid"])  # type: ignore[call-overload]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        return pid
+
+    def start(self, binary: Path, s3: Address, console: Address, settings: Settings, webhook: str | None = None) -> int:
+        self.check_ports(s3, console)
         self.buckets.mkdir(parents=True, exist_ok=True)
         command = [
             str(binary),
@@ -202,6 +283,7 @@ class Server:
             "/health",
             "--keep-alive",
             "--quiet",
+            *(self._webhook_options(webhook) if webhook else []),
             "posix",
             str(self.buckets),
         ]
@@ -215,7 +297,8 @@ class Server:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives make, and a Ctrl-C in the terminal that started it
             )
-        self.state_path.write_text(json.dumps({"pid": process.pid, "s3": str(s3), "console": str(console)}) + "\n")
+        record = {"pid": process.pid, "s3": str(s3), "console": str(console), "webhook": webhook}
+        self.state_path.write_text(json.dumps(record) + "\n")
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -226,6 +309,20 @@ class Server:
             time.sleep(0.1)
         self.stop(process.pid)
         raise LocalS3Error(f"versitygw did not answer within {READY_TIMEOUT_S:.0f} s; see {self.log_path}")
+
+    @staticmethod
+    def check_ports(s3: Address, console: Address) -> None:
+        for address, option in ((s3, "S3_ADDR"), (console, "CONSOLE_ADDR")):
+            if not port_is_free(address):
+                raise LocalS3Error(f"{address} ({option}) is taken by another program: stop it or move: {FIX_PORTS}")
+
+    def _webhook_options(self, webhook: str) -> list[str]:
+        """versitygw's notifications to the bridge, only the event types the trigger takes."""
+        from local_dev.s3_trigger import trigger_rules  # here: `make down` runs under any python3
+
+        filter_file = self.data / EVENT_FILTER_FILE
+        filter_file.write_text(json.dumps(dict.fromkeys(trigger_rules("").events, True)) + "\n")
+        return ["--event-webhook-url", webhook, "--event-filter", str(filter_file)]
 
     def stop(self, pid: int) -> None:
         os.kill(pid, signal.SIGTERM)
@@ -298,6 +395,14 @@ def cmd_up(args: argparse.Namespace) -> str:
     if legacy:
         raise LocalS3Error(f"an older make verifier-up still runs here (pid {legacy}): make down, then make up")
     record = server.running()
+    webhook = None
+    bridge_was_running = server.bridge_running() is not None
+    if args.bridge_addr:  # the bridge first: versitygw exits at start when its webhook does not answer
+        if not record:
+            server.check_ports(s3, console)
+        webhook = server.start_bridge(
+            Address.parse(args.bridge_addr, "BRIDGE_ADDR"), args.invoke_url, Path(args.on_failure).resolve()
+        )
     if record:
         if (record.get("s3"), record.get("console")) != (str(s3), str(console)):
             raise LocalS3Error(
@@ -305,15 +410,59 @@ def cmd_up(args: argparse.Namespace) -> str:
                 "make down first to move it"
             )
         state = f"already running (pid {record['pid']})"
+        if webhook and record.get("webhook") != webhook:
+            state += "; it sends no notifications to the bridge (make down, then make up)"
     else:
-        state = f"started (pid {server.start(binary, s3, console, settings)})"
+        try:
+            state = f"started (pid {server.start(binary, s3, console, settings, webhook)})"
+        except LocalS3Error:
+            if webhook and not bridge_was_running:
+                server.stop_bridge()  # started for this server only
+            raise
     created = ensure_bucket(s3.url, settings)
     bucket = f"bucket {settings.bucket}{' created' if created else ''}"
+    events = (
+        f"; uploads notify {webhook}, which invokes the function at {args.invoke_url} (make serve)" if webhook else ""
+    )
     return (
         f"native S3 (versitygw, no Docker) {state}: API {s3.url}, console {console.url}/ "
         f"(log in as {settings.access_key} with AWS_SECRET_ACCESS_KEY), {bucket}, data {args.data}/"
-        f"{endpoint_note(settings, s3)}"
+        f"{events}{endpoint_note(settings, s3)}"
     )
+
+
+def cmd_bridge(args: argparse.Namespace) -> str:
+    """The Docker path: only the bridge (MinIO's webhook target), started before compose."""
+    server = Server(Path(args.data))
+    url = server.start_bridge(
+        Address.parse(args.bridge_addr, "BRIDGE_ADDR"),
+        args.invoke_url,
+        Path(args.on_failure).resolve(),
+        tuple(args.allow_host),
+    )
+    return f"S3 event bridge on {url}: uploads invoke the function at {args.invoke_url} (make serve)"
+
+
+def minio_notification(prefix: str) -> dict[str, object]:
+    """The bucket notification MinIO gets (compose's create-bucket): the trigger's rules, to the webhook target."""
+    from local_dev.s3_trigger import trigger_rules
+
+    rules = trigger_rules(prefix)
+    entry: dict[str, object] = {"Id": "local-s3-trigger", "QueueArn": "arn:minio:sqs::LAMBDA:webhook"}
+    entry["Events"] = list(rules.events)
+    entry["Filter"] = {"Key": {"FilterRules": rules.filter_rules()}}
+    return {"QueueConfigurations": [entry]}
+
+
+def cmd_notification(args: argparse.Namespace) -> str:
+    from dotenv import dotenv_values
+
+    values: dict[str, str | None] = {}
+    for path in (Path(args.env_example), Path(args.env_file)):
+        if path.is_file():
+            values.update(dotenv_values(path))
+    prefix = os.environ.get("PREFIX") or values.get("PREFIX") or ""
+    return json.dumps(minio_notification(prefix), separators=(",", ":"))
 
 
 def cmd_down(args: argparse.Namespace) -> str:
@@ -323,15 +472,17 @@ def cmd_down(args: argparse.Namespace) -> str:
         os.kill(legacy, signal.SIGTERM)
         (server.data / LEGACY_PID_FILE).unlink(missing_ok=True)
         return f"native S3 stopped (pid {legacy}, started by an older make verifier-up)"
+    bridge = server.stop_bridge()
+    bridge_note = f"; S3 event bridge stopped (pid {bridge})" if bridge else ""
     record = server.record()
     if record is None:
-        return "native S3 not running"
+        return "native S3 not running" + bridge_note
     pid = record.get("pid")
     if isinstance(pid, int) and server.is_ours(pid):
         server.stop(pid)
-        return f"native S3 stopped (pid {pid}; data kept in {args.data}/)"
+        return f"native S3 stopped (pid {pid}; data kept in {args.data}/){bridge_note}"
     server.state_path.unlink(missing_ok=True)
-    return f"native S3 not running (stale record, pid {pid} left alone)"
+    return f"native S3 not running (stale record, pid {pid} left alone){bridge_note}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -347,7 +498,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     up.add_argument("--console-addr", default="127.0.0.1:9001", help="web console address (default: %(default)s)")
     up.add_argument("--env-file", default=".env", help="dotenv file (default: %(default)s; missing is fine)")
     up.add_argument("--env-example", default=".env.example", help="fallback dotenv file (default: %(default)s)")
-    for command in (up, commands.add_parser("down", help="stop the server started from --data (its pid only)")):
+    up.add_argument(
+        "--bridge-addr",
+        default="127.0.0.1:9010",
+        help="the S3 event bridge's address, started first ('' for no notifications; default: %(default)s)",
+    )
+    bridge = commands.add_parser("bridge", help="start only the S3 event bridge (before MinIO in Docker)")
+    for command in (up, bridge):
+        command.add_argument("--invoke-url", default="http://127.0.0.1:9009", help="invoke.py serve's Invoke API")
+        command.add_argument("--on-failure", default=".s3-events/on-failure.jsonl", help="the async on-failure file")
+    bridge.add_argument("--bridge-addr", default="127.0.0.1:9010", help="the bridge's address (default: %(default)s)")
+    bridge.add_argument("--allow-host", action="append", default=[], help="a Host the S3 server's webhook sends")
+    notification = commands.add_parser("notification", help="print MinIO's bucket notification (the trigger's rules)")
+    notification.add_argument("--env-file", default=".env")
+    notification.add_argument("--env-example", default=".env.example")
+    down = commands.add_parser("down", help="stop the server started from --data (its pid only), and the bridge")
+    for command in (up, bridge, down):
         command.add_argument("--data", default=".s3-data", help="data directory (default: %(default)s)")
     return parser.parse_args(argv)
 
@@ -355,7 +521,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        print(cmd_up(args) if args.command == "up" else cmd_down(args), flush=True)
+        commands = {"up": cmd_up, "bridge": cmd_bridge, "notification": cmd_notification, "down": cmd_down}
+        print(commands[args.command](args), flush=True)
     except LocalS3Error as error:
         print(f"local S3: {error}", file=sys.stderr)
         return 1

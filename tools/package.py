@@ -173,7 +173,10 @@ def _normalise(name: str) -> str:
 
 def dev_only_packages(root: Path = ROOT) -> set[str]:
     """Projects the developers need that Lambda must never get."""
-    return _requirement_names(root / "requirements-dev.txt") - _requirement_names(root / "requirements.txt")
+    wanted = _requirement_names(root / "requirements-dev.txt") | _requirement_names(
+        root / "requirements-lambda-debug.txt"
+    )
+    return wanted - _requirement_names(root / "requirements.txt")
 
 
 # ---------------------------------------------------------------------------

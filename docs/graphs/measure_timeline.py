@@ -44,6 +44,15 @@ REPORT_FIELDS = {
 }
 
 
+def function_python(env: dict[str, str]) -> str:
+    """The interpreter invoke.py ran the function under: Lambda's Python 3.13, through awslambdaric."""
+    finder = [sys.executable, "-m", "local_runtime.lambda_python"]
+    found = subprocess.run(finder, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+    version = [found.stdout.strip(), "-c", "import platform; print(platform.python_version())"]
+    done = subprocess.run(version, capture_output=True, text=True, timeout=60, check=True)
+    return f"{done.stdout.strip()} under awslambdaric"
+
+
 def parse_report_lines(text: str) -> list[dict[str, Any]]:
     """Pull the figures out of every ``REPORT RequestId: ...`` line, in order.
 
@@ -131,7 +140,7 @@ def measure() -> dict[str, Any]:
     return {
         "method": method,
         "pdfs": PDF_COUNT,
-        "python": platform.python_version(),
+        "python": function_python(env) if method.startswith("invoke.py") else platform.python_version(),
         "machine": platform.machine(),
         "runs": runs,
     }
