@@ -24,6 +24,7 @@ What the service does here, as Lambda does it:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -68,7 +69,7 @@ class Invocation:
     request_id: str
     payload: bytes  # the response body: the runtime's result or error JSON, or the platform's error
     report: logs.Report
-    log: str  # this invocation's log, platform lines included (LogType=Tail shows its end)
+    log: str  # the end of this invocation's log (at least its last 4 KB), platform lines included: LogType=Tail
     error_type: str | None = None
     environment_id: str = ""
 
@@ -97,7 +98,9 @@ class ExecutionEnvironment:
         self._process: subprocess.Popen[bytes] | None = None
         self._api: RuntimeApi | None = None
         self._logs: logs.FunctionLogReader | None = None
-        self._lines: list[str] = []
+        # The end of the current invocation's log, for LogType=Tail; the whole log only streams to the sink.
+        self._tail: collections.deque[str] = collections.deque()
+        self._tail_chars = 0
         self._lines_lock = threading.Lock()
         self._peak_mb = 0
         self._reset_by_service = False  # killed on purpose: not worth a log line
@@ -126,7 +129,7 @@ class ExecutionEnvironment:
         self._close_api()
         if self.tmp_dir is None and self.config.tmp_per_environment and not self.sandboxed:
             self.tmp_dir = tempfile.mkdtemp(prefix=f"lambda-env-{self.id}-")  # kept across resets, as /tmp is
-        self._api = RuntimeApi()
+        self._api = RuntimeApi(only_its_process=True)
         env = process_environment(self.config, self.log_stream_name, self.tmp_dir)
         env["AWS_LAMBDA_RUNTIME_API"] = self._api.start()
         output_read, output_write = os.pipe()
@@ -157,6 +160,7 @@ class ExecutionEnvironment:
         finally:
             os.close(output_write)
             os.close(telemetry_write)
+        self._api.set_process(self._process.pid)
         self._logs = logs.FunctionLogReader(output_read, telemetry_read, self._emit, self.id)
         self._watch = MemoryWatch(self._process.pid, self.config.memory_mb, self._cgroup)
         return None
@@ -215,8 +219,13 @@ class ExecutionEnvironment:
     # -- plumbing ------------------------------------------------------------
 
     def _emit(self, line: str) -> None:
+        kept = line if len(line) <= logs.TAIL_BYTES else line[-logs.TAIL_BYTES :]
         with self._lines_lock:
-            self._lines.append(line)
+            self._tail.append(kept)
+            self._tail_chars += len(kept) + 1
+            # A character is at least a byte: lines holding TAIL_BYTES characters hold the last TAIL_BYTES bytes.
+            while self._tail_chars - len(self._tail[0]) - 1 >= logs.TAIL_BYTES:
+                self._tail_chars -= len(self._tail.popleft()) + 1
         self._sink(line)
 
     def _drain_logs(self) -> None:
@@ -225,7 +234,7 @@ class ExecutionEnvironment:
 
     def _take_lines(self) -> list[str]:
         with self._lines_lock:
-            lines, self._lines = self._lines, []
+            lines, self._tail, self._tail_chars = list(self._tail), collections.deque(), 0
         return lines
 
     def _sample_memory(self) -> int:
