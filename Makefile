@@ -60,14 +60,14 @@ lint: install ## ruff, the import contracts between layers (lint-imports), mypy 
 
 ##@ Local S3
 
+# S3_ADDR, CONSOLE_ADDR, S3_DATA, LOCAL_S3 and VERSITYGW reach these recipes
+# through the environment (LITERAL_VARS, mk/s3verify.mk), never pasted into a line.
 up: ## local S3 + web console: MinIO in Docker if an engine answers, else native versitygw (API :9000, console :9001)
-	@test -f .env || { sed '$(if $(filter-out 127.0.0.1:9000,$(S3_ADDR)),s|^S3_ENDPOINT_URL=.*|S3_ENDPOINT_URL=http://$(S3_ADDR)|)' .env.example >.env && \
-	  echo "make up: wrote .env from .env.example (make seed / make invoke read it)"; }
-	@if [ "$(LOCAL_S3)" = docker ] || { [ "$(LOCAL_S3)" = auto ] && docker info >/dev/null 2>&1; }; then \
-	  $(PY) tools/local_s3.py bridge --data "$(S3_DATA)" $(BRIDGE_OPTIONS) --allow-host host.docker.internal:$(BRIDGE_PORT) && \
-	  S3_NOTIFICATION="$$($(PY) tools/local_s3.py notification)" S3_ADDR="$(S3_ADDR)" CONSOLE_ADDR="$(CONSOLE_ADDR)" \
-	    BRIDGE_PORT="$(BRIDGE_PORT)" docker compose up -d --wait && \
-	  echo "MinIO (Docker) up: API http://$(S3_ADDR), console http://$(CONSOLE_ADDR)/ (log in with .env's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"; \
+	@$(PYTHON) tools/local_s3.py env
+	@if [ "$$LOCAL_S3" = docker ] || { [ "$$LOCAL_S3" = auto ] && docker info >/dev/null 2>&1; }; then \
+	  $(PY) tools/local_s3.py bridge --data="$$S3_DATA" $(BRIDGE_OPTIONS) --allow-host="host.docker.internal:$${BRIDGE_ADDR##*:}" && \
+	  S3_NOTIFICATION="$$($(PY) tools/local_s3.py notification)" BRIDGE_PORT="$${BRIDGE_ADDR##*:}" docker compose up -d --wait && \
+	  echo "MinIO (Docker) up: API http://$$S3_ADDR, console http://$$CONSOLE_ADDR/ (log in with .env's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"; \
 	else $(NATIVE_UP); fi
 
 down: ## stop what make up started (the compose MinIO or the native versitygw; data kept)
@@ -77,7 +77,7 @@ down: ## stop what make up started (the compose MinIO or the native versitygw; d
 clean: ## stop the local S3, drop its data (volume / .s3-data) and local build output
 	@$(MAKE) --no-print-directory native-down
 	-@if docker info >/dev/null 2>&1; then docker compose down -v; fi
-	rm -rf $(if $(strip $(S3_DATA)),"$(S3_DATA)") dist build .pytest_cache
+	rm -rf -- $${S3_DATA:+"$$S3_DATA"} dist build .pytest_cache
 
 seed: install ## upload PDFs (and those events/ name) to BUCKET_NAME/PREFIX (reads .env)
 	@$(PY) seed.py

@@ -42,6 +42,8 @@ from local_runtime.debugger import DebuggerError, DebugOptions, check_ready
 from local_runtime.environment import Invocation
 from local_runtime.lambda_python import LambdaPythonError
 from local_runtime.pool import EnvironmentPool
+from local_runtime.sandbox import SandboxError
+from local_runtime.sandbox import describe as describe_sandbox
 from local_runtime.strict_json import SYNC_PAYLOAD_LIMIT, read_bounded
 
 DEFAULT_FUNCTION_NAME = "pdf-manifest"
@@ -128,13 +130,29 @@ def _function_options() -> argparse.ArgumentParser:
         help='function variables in SAM\'s shape: {"Parameters": {...}} and/or {"<FunctionName>": {...}}',
     )
     group.add_argument(
-        "--log-format", choices=("text", "json"), default="text", help="Lambda's LogFormat setting (default: text)"
+        "--log-format",
+        choices=("text", "json"),
+        help="Lambda's LoggingConfig.LogFormat (default: the template's, else text)",
+    )
+    group.add_argument(
+        "--ephemeral-storage",
+        type=int,
+        metavar="MB",
+        help="size of /tmp in MB, 512-10240 (default: the template's EphemeralStorage, else 512)",
+    )
+    group.add_argument(
+        "--sandbox",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="Lambda's sandbox with bubblewrap (read-only /var/task, private /tmp of its size, hidden home, "
+        "a PID namespace): auto uses it where it can be built, on fails where it cannot, off runs in the "
+        "host's view (default: %(default)s). Memory, file descriptor limits and the freeze apply either way",
     )
     group.add_argument(
         "--tmp",
         choices=("per-env", "shared"),
         default="per-env",
-        help="per-env: each execution environment gets its own /tmp (TMPDIR), kept while warm; "
+        help="per-env: each execution environment gets its own /tmp, kept while warm; "
         "shared: the host's temp dir (default: %(default)s)",
     )
     group.add_argument(
@@ -243,6 +261,10 @@ def build_config(args: argparse.Namespace, template: TemplateFunction | None) ->
         _check_setting("handler", args.handler, _HANDLER)
     if args.region is not None:
         _check_setting("region", args.region, _REGION)
+    if not args.task_root.exists():
+        raise ConfigurationError(f"task root {_shown_path(str(args.task_root))} does not exist")
+    if not args.task_root.is_dir():
+        raise ConfigurationError(f"task root {_shown_path(str(args.task_root))} is not a directory")
     dotenv = read_env_file(args.env_file) if args.env_file else {}
     user_env = {k: v for k, v in (template.env if template else {}).items() if args.clean_env or k not in os.environ}
     user_env.update({k: v for k, v in dotenv.items() if args.clean_env or k not in os.environ})
@@ -274,7 +296,11 @@ def build_config(args: argparse.Namespace, template: TemplateFunction | None) ->
         region=region,
         task_root=args.task_root.resolve(),
         env=user_env,
-        log_format=args.log_format,
+        log_format=_first(args.log_format, template and template.log_format, "text"),
+        ephemeral_storage_mb=_first(args.ephemeral_storage, template and template.ephemeral_storage_mb, 512),
+        sandbox=args.sandbox,
+        application_log_level=_first(template and template.application_log_level, "INFO"),
+        system_log_level=_first(template and template.system_log_level, "INFO"),
         tmp_per_environment=args.tmp == "per-env",
         clean_env=args.clean_env,
         runtime=_first(args.runtime, template and template.runtime, DEFAULT_RUNTIME),
@@ -316,9 +342,15 @@ def describe(config: FunctionConfig, args: argparse.Namespace, template: Templat
     runtime_note = config.runtime if config.runtime.startswith("provided") else f"{config.runtime} (awslambdaric)"
     arch = _first(args.architecture, template and template.architecture, platform.machine())
     source = f"{template.logical_id} in {Path(template.source).name}" if template else "Lambda's defaults"
+    logging = "text logs"
+    if config.log_format == "json":
+        logging = f"JSON logs (application {config.application_log_level}, system {config.system_log_level}"
+        if config.system_log_level == "WARN":
+            logging += ": Lambda would not send START/REPORT to CloudWatch, shown here anyway"
+        logging += ")"
     return (
         f"{config.name} ({source}): {config.handler}, {runtime_note}, {config.memory_mb} MB, "
-        f"{config.timeout_s:g} s timeout, {arch}"
+        f"{config.timeout_s:g} s timeout, {arch}, /tmp {config.ephemeral_storage_mb} MB, {logging}"
     )
 
 
@@ -457,10 +489,12 @@ def run(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     try:
         pool = EnvironmentPool(config, max_environments=1)
-    except LambdaPythonError as exc:
+        sandbox_line = describe_sandbox(config)
+    except (LambdaPythonError, SandboxError) as exc:
         print(f"invoke.py: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"invoke.py: {describe(config, args, template)}", file=sys.stderr, flush=True)
+    print(f"invoke.py: {sandbox_line}", file=sys.stderr, flush=True)
     warn_about_setup("invoke.py", config, args)
     fail_fast_if_s3_is_down(config)
     with pool:
@@ -510,7 +544,8 @@ def serve(argv: list[str]) -> int:
     concurrency = 1 if config.debug else max(1, args.max_concurrency)
     try:
         pools = {config.name: EnvironmentPool(config, max_environments=concurrency)}
-    except LambdaPythonError as exc:
+        sandbox_line = describe_sandbox(config)
+    except (LambdaPythonError, SandboxError) as exc:
         print(f"invoke.py serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
@@ -520,6 +555,7 @@ def serve(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     print(f"Invoke API for function {config.name!r} on {server.url}", flush=True)
     print(f"  {describe(config, args, template)}", file=sys.stderr, flush=True)
+    print(f"  {sandbox_line}", file=sys.stderr, flush=True)
     warn_about_setup("invoke.py serve", config, args)
     print(f"  try it (another terminal):\n    {aws_cli_example(server.url, config)}", file=sys.stderr, flush=True)
     reloader = None

@@ -37,24 +37,28 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from local_runtime import logs
 from local_runtime.config import ACCOUNT_ID
 from local_runtime.environment import Invocation
 from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
-from local_runtime.pool import EnvironmentPool, TooManyRequestsError
+from local_runtime.pool import EnvironmentPool, PoolClosedError, TooManyRequestsError
 from local_runtime.strict_json import SYNC_PAYLOAD_LIMIT, parse_json_document
 
 ASYNC_PAYLOAD_LIMIT = 1_048_576  # 1 MB, Event (raised from 256 KB in 2025)
 CLIENT_CONTEXT_LIMIT = 3583  # bytes of base64, as the Invoke API documents for ClientContext
-LOG_TAIL_BYTES = 4096
 MAX_CONNECTIONS = 128  # open client connections; more are answered 503 and closed
 IDLE_TIMEOUT_S = 60.0  # a connection with no request in progress for this long is closed
+REQUEST_READ_S = 30.0  # a request's head and body must arrive whole within this long of its first byte
 LINGER_S = 10.0  # after an early answer, unread body is discarded for at most this long, then the connection closes
+EVENT_QUEUE_MAX = 1000  # accepted Event invocations waiting for an environment, per function; more are 429
+EVENT_QUEUE_BYTES = 128 * 1024 * 1024  # and at most this much of their payloads, per function
 SHUTDOWN_GRACE_S = 3.0  # on SIGTERM, running invocations get this long before their environments are ended
 SHOWN_CHARS = 64  # how much of a hostile value an error message echoes
 
@@ -100,7 +104,7 @@ def shown(value: str, limit: int = SHOWN_CHARS) -> str:
     return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
 
 
-def log_tail(log: str, limit: int = LOG_TAIL_BYTES) -> str:
+def log_tail(log: str, limit: int = logs.TAIL_BYTES) -> str:
     """``X-Amz-Log-Result``: base64 of the last 4 KB of the invocation's log."""
     return base64.b64encode(log.encode("utf-8", "replace")[-limit:]).decode("ascii")
 
@@ -159,9 +163,15 @@ class InvokeApi:
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         shutdown_grace_s: float = SHUTDOWN_GRACE_S,
         linger_s: float = LINGER_S,
+        request_read_s: float = REQUEST_READ_S,
+        event_queue_max: int = EVENT_QUEUE_MAX,
+        event_queue_bytes: int = EVENT_QUEUE_BYTES,
     ) -> None:
         self.pools = pools
         self.max_connections = max_connections
+        self.request_read_s = request_read_s
+        self.event_queue_max = event_queue_max
+        self.event_queue_bytes = event_queue_bytes
         self.idle_timeout_s = idle_timeout_s
         self.shutdown_grace_s = shutdown_grace_s
         self.linger_s = linger_s
@@ -185,7 +195,12 @@ class InvokeApi:
         self._finished = threading.Event()
         self._closing = False
         self._in_flight = 0
-        self._async_jobs: set[asyncio.Task[None]] = set()
+        # Event invocations: one bounded FIFO per function, served by workers that wait for an environment.
+        self._event_executor = ThreadPoolExecutor(
+            max_workers=sum(pool.max_environments for pool in pools.values()), thread_name_prefix="event"
+        )
+        self._event_queues: dict[str, _EventQueue] = {}
+        self._connections: dict[asyncio.BaseTransport, _Connection] = {}
 
     @property
     def url(self) -> str:
@@ -201,6 +216,7 @@ class InvokeApi:
         finally:
             self._sock.close()
             self._executor.shutdown(wait=True)
+            self._event_executor.shutdown(wait=True)
             self._ready.set()
             self._finished.set()
 
@@ -214,6 +230,7 @@ class InvokeApi:
         else:  # never served: nothing but the socket and the pools to release
             self._sock.close()
             self._executor.shutdown(wait=False)
+            self._event_executor.shutdown(wait=False)
             for pool in self.pools.values():
                 pool.close()
 
@@ -227,8 +244,9 @@ class InvokeApi:
             future.result(timeout + 1)
 
     async def _drain_async(self, timeout: float) -> None:
-        if self._async_jobs:
-            await asyncio.wait(set(self._async_jobs), timeout=timeout)
+        queues = [queue.join() for queue in self._event_queues.values()]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*queues), timeout)
 
     async def _serve(self, handle_signals: bool) -> None:
         loop = asyncio.get_running_loop()
@@ -237,6 +255,8 @@ class InvokeApi:
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._stop.set)
+        for name, pool in self.pools.items():
+            self._event_queues[name] = _EventQueue(pool, self)
         app = web.Application(client_max_size=SYNC_PAYLOAD_LIMIT + 1)
         app.router.add_route("*", "/{tail:.*}", self._handle, expect_handler=self._expect)
         runner = web.AppRunner(
@@ -251,9 +271,11 @@ class InvokeApi:
         assert factory is not None
 
         def capped() -> asyncio.Protocol:
-            if len(factory.connections) >= self.max_connections or self._closing:
+            if self._closing:
                 return _Refused()
-            return factory()
+            if len(factory.connections) >= self.max_connections and not self._evict():
+                return _Refused()
+            return _Connection(factory(), self)
 
         server = await loop.create_server(capped, sock=self._sock, backlog=self.max_connections)
         self._ready.set()
@@ -263,13 +285,21 @@ class InvokeApi:
             await self._shutdown(server, runner)
 
     async def _shutdown(self, server: asyncio.Server, runner: web.AppRunner) -> None:
-        """Answer or close every client, then end every environment (and its /tmp)."""
+        """Answer or close every client, then end every environment (and its /tmp).
+
+        Accepted Event invocations that have not started are not run: one line
+        says how many (Lambda would still run them; a local server that stops
+        cannot), so none is dropped silently.
+        """
         self._closing = True
         server.close()  # no new connections
         factory = runner.server
         assert factory is not None
         factory.pre_shutdown()  # idle keep-alive connections close now, busy ones right after their answer
         loop = asyncio.get_running_loop()
+        for queue in self._event_queues.values():
+            queue.stop()  # no new starts; workers waiting for an environment are woken by the pools' close
+        await loop.run_in_executor(None, self._close_pools)  # idle environments end, busy ones when released
         deadline = loop.time() + self.shutdown_grace_s
         while self._in_flight and loop.time() < deadline:
             await asyncio.sleep(0.05)
@@ -279,14 +309,35 @@ class InvokeApi:
                 *(loop.run_in_executor(None, _terminate, pool) for pool in self.pools.values()),
                 return_exceptions=True,
             )
-        for job in list(self._async_jobs):
-            job.cancel()
-        await asyncio.gather(*self._async_jobs, return_exceptions=True)
+        await asyncio.gather(*(queue.stopped() for queue in self._event_queues.values()), return_exceptions=True)
+        await loop.run_in_executor(None, self._event_executor.shutdown, True)
         await factory.shutdown(5.0)  # answers written; anything still open is closed
         await runner.cleanup()
         await loop.run_in_executor(None, self._close_pools)
+        unrun = {name: queue.unrun for name, queue in self._event_queues.items() if queue.unrun}
+        if unrun:
+            counts = ", ".join(f"{count} for {name}" for name, count in unrun.items())
+            _log.warning(
+                "Invoke API stopped with %d accepted Event invocation(s) not run (%s)", sum(unrun.values()), counts
+            )
         with contextlib.suppress(Exception):
             await server.wait_closed()
+
+    def _evict(self) -> bool:
+        """At the cap, make room: close the connection that has waited longest without a request being run.
+
+        A connection that trickles its request (slowloris) or sits idle holds a
+        slot but no invocation; one running an invocation is never closed.
+        """
+        candidates = [c for c in self._connections.values() if c.phase != _Connection.HANDLING]
+        if not candidates:
+            return False
+        min(candidates, key=lambda connection: connection.since).expire()
+        return True
+
+    def _connection(self, request: web.BaseRequest) -> _Connection | None:
+        transport = request.transport
+        return self._connections.get(transport) if transport is not None else None
 
     def _close_pools(self) -> None:
         for pool in self.pools.values():
@@ -308,6 +359,9 @@ class InvokeApi:
 
     async def _expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue``: refuse an oversize body before the client sends it."""
+        connection = self._connection(request)
+        if connection is not None:
+            connection.head_read()
         try:
             self._guard(request)
         except ApiError as error:
@@ -322,6 +376,9 @@ class InvokeApi:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
+        connection = self._connection(request)
+        if connection is not None:
+            connection.head_read()
         try:
             return await self._invoke(request, request_id)
         except ApiError as error:
@@ -330,6 +387,9 @@ class InvokeApi:
             _log.exception("Invoke API failed on request %s", request_id)
             failure = ApiError(500, "ServiceException", "The local Invoke API failed; see its log", Type="Service")
             return _error_response(failure, request_id)
+        finally:
+            if connection is not None:
+                connection.answered()
 
     async def _invoke(self, request: web.Request, request_id: str) -> web.StreamResponse:
         self._guard(request)
@@ -344,7 +404,11 @@ class InvokeApi:
             raise ApiError(
                 400, "InvalidParameterValueException", f"Unsupported invocation type {shown(invocation_type)}"
             )
-        body = await _read_body(request, _limit_for(invocation_type))
+        connection = self._connection(request)
+        deadline = connection.deadline + 1.0 if connection else None  # the connection answers first; a backstop
+        body = await _read_body(request, _limit_for(invocation_type), deadline)
+        if connection is not None:
+            connection.body_read()
         try:
             if body.strip():
                 parse_json_document(body, "payload")
@@ -360,7 +424,7 @@ class InvokeApi:
         if invocation_type == "DryRun":
             return web.Response(status=204, headers={"x-amzn-RequestId": request_id})
         if invocation_type == "Event":
-            self._invoke_async(pool, payload, request_id, client_context, tenant_id)
+            self._event_queues[pool.config.name].put(_Event(payload, request_id, client_context, tenant_id))
             return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
         loop = asyncio.get_running_loop()
         self._in_flight += 1
@@ -417,34 +481,105 @@ class InvokeApi:
             raise ApiError(404, "ResourceNotFoundException", f"Function not found: {arn}{suffix}", Type="User")
         return pool
 
-    def _invoke_async(
-        self, pool: EnvironmentPool, payload: bytes, request_id: str, client_context: Any, tenant_id: str | None
-    ) -> None:
-        """Event invocations run after the 202, queued until an environment is free."""
+
+@dataclass(frozen=True)
+class _Event:
+    """An accepted Event invocation, waiting for an environment."""
+
+    payload: bytes
+    request_id: str
+    client_context: Any
+    tenant_id: str | None
+
+
+class _EventQueue:
+    """One function's Event invocations: a bounded FIFO served by one worker per allowed environment.
+
+    Lambda's asynchronous invocation: the 202 means the event will run. Here
+    it runs as soon as an environment is free (a worker blocks in the pool
+    until one is released; nothing polls), in the order accepted. Past
+    ``event_queue_max`` events or ``event_queue_bytes`` of payload the Invoke
+    API answers 429 instead of accepting more; what is still queued when the
+    server stops is counted in :attr:`unrun`.
+    """
+
+    def __init__(self, pool: EnvironmentPool, api: InvokeApi) -> None:
+        self._pool = pool
+        self._api = api
+        self._queue: asyncio.Queue[_Event] = asyncio.Queue()
+        self._bytes = 0
+        self._lock = threading.Lock()  # unrun is counted from worker threads too
+        self.unrun = 0
+        self._stopping = False
+        self._running: set[asyncio.Task[Any] | None] = set()  # workers with an event in hand
+        self._workers = [
+            asyncio.get_running_loop().create_task(self._work(), name=f"event-worker-{pool.config.name}-{number}")
+            for number in range(pool.max_environments)
+        ]
+
+    def put(self, event: _Event) -> None:
+        """Accept the event, or 429 when the queue is full."""
+        if (
+            self._queue.qsize() >= self._api.event_queue_max
+            or self._bytes + len(event.payload) > self._api.event_queue_bytes
+        ):
+            raise ApiError(
+                429,
+                "TooManyRequestsException",
+                f"Rate Exceeded. The function's queue of Event invocations is full "
+                f"({self._queue.qsize()} waiting, {self._bytes} bytes)",
+                Reason="FunctionInvocationRateLimitExceeded",
+            )
+        self._bytes += len(event.payload)
+        self._queue.put_nowait(event)
+
+    async def join(self) -> None:
+        await self._queue.join()
+
+    async def _work(self) -> None:
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        while not self._stopping:
+            event = await self._queue.get()
+            self._bytes -= len(event.payload)
+            self._api._in_flight += 1
+            self._running.add(me)
+            try:
+                await loop.run_in_executor(self._api._event_executor, self._run, event)
+            finally:
+                self._running.discard(me)
+                self._api._in_flight -= 1
+                self._queue.task_done()
 
-        async def run() -> None:
-            while not self._closing:
-                self._in_flight += 1
-                try:
-                    await loop.run_in_executor(
-                        self._executor,
-                        lambda: pool.invoke(
-                            payload, request_id=request_id, client_context=client_context, tenant_id=tenant_id
-                        ),
-                    )
-                    return
-                except TooManyRequestsError:
-                    pass
-                except RuntimeError:  # pool closed while queued
-                    return
-                finally:
-                    self._in_flight -= 1
-                await asyncio.sleep(0.05)
+    def _run(self, event: _Event) -> None:
+        try:
+            self._pool.invoke(
+                event.payload,
+                wait=True,
+                request_id=event.request_id,
+                client_context=event.client_context,
+                tenant_id=event.tenant_id,
+            )
+        except PoolClosedError:  # the server stopped before an environment was free
+            with self._lock:
+                self.unrun += 1
+        except Exception:  # noqa: BLE001 - one event's failure must not stop its worker
+            _log.exception("Event invocation %s failed in the service", event.request_id)
 
-        job = loop.create_task(run(), name=f"event-{request_id}")
-        self._async_jobs.add(job)
-        job.add_done_callback(self._async_jobs.discard)
+    def stop(self) -> None:
+        """Start nothing more: what is still queued is counted as not run; running events go on."""
+        self._stopping = True
+        for worker in self._workers:
+            if worker not in self._running:
+                worker.cancel()
+        with self._lock:
+            self.unrun += self._queue.qsize()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self._queue.task_done()
+
+    async def stopped(self) -> None:
+        await asyncio.gather(*self._workers, return_exceptions=True)
 
 
 def _terminate(pool: EnvironmentPool) -> None:
@@ -465,25 +600,39 @@ def _too_large(limit: int, close: bool = False) -> ApiError:
     )
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, deadline: float | None = None) -> bytes:
     """The whole body, or an ApiError before more than ``limit`` bytes are held.
 
     A declared length over the limit is refused unread (aiohttp discards the
     rest for a bounded time, then closes); a chunked body is read until it
     passes the limit, then the connection is closed. A body cut short by the
-    client never reaches an environment.
+    client never reaches an environment, nor one still arriving at the
+    request's ``deadline`` (event loop time): 408, and the connection is closed.
     """
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     body = bytearray()
     try:
-        async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > limit:
-                raise _too_large(limit, close=True)
-    except (HttpProcessingError, ConnectionError, asyncio.IncompleteReadError) as exc:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in request.content.iter_any():
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(limit, close=True)
+    except TimeoutError:
+        raise _read_timeout(len(body)) from None
+    except (HttpProcessingError, ConnectionError, asyncio.IncompleteReadError, RuntimeError) as exc:
+        # RuntimeError: aiohttp's "Connection closed." once the connection is gone (closed at its deadline)
         raise ApiError(400, "InvalidRequestContentException", f"Incomplete request body: {exc}", close=True) from None
     return bytes(body)
+
+
+def _read_timeout(received: int) -> ApiError:
+    return ApiError(
+        408,
+        "RequestTimeoutException",
+        f"The request was not received in time (its body stopped after {received} bytes); send it again",
+        close=True,
+    )
 
 
 # Invoke's TenantId parameter (tenant isolation mode): 1-256 characters of this set.
@@ -562,6 +711,98 @@ class _Refused(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         transport.write(self._ANSWER)
         transport.close()
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: aiohttp's protocol, with a deadline on reading each request.
+
+    A request's head and body must arrive whole within ``request_read_s`` of
+    its first byte. Past it, a request still arriving is answered 408 and the
+    connection closed at once (no lingering over a body that is not coming).
+    The phase also tells the connection cap which connection it may close to
+    make room (:meth:`InvokeApi._evict`).
+    """
+
+    IDLE, READING, BODY, HANDLING = "idle", "reading", "body", "handling"
+    _BODY = json.dumps({"Type": "User", "message": "The request was not received in time; send it again"}).encode()
+    _TIMED_OUT = (
+        b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+        b"x-amzn-ErrorType: RequestTimeoutException\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
+    )
+
+    def __init__(self, inner: asyncio.Protocol, api: InvokeApi) -> None:
+        self._inner = inner
+        self._api = api
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.phase = self.IDLE
+        self.since = self._loop.time()
+
+    @property
+    def deadline(self) -> float:
+        """When the request being read must be whole (event loop time)."""
+        return self.since + self._api.request_read_s
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._api._connections[transport] = self
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.phase == self.IDLE:
+            self.phase, self.since = self.READING, self._loop.time()
+            self._timer = self._loop.call_at(self.deadline, self._overdue)
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        if self._transport is not None:
+            self._api._connections.pop(self._transport, None)
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def head_read(self) -> None:
+        """The handler has the request's head; the body, if any, must still arrive by :attr:`deadline`."""
+        if self.phase == self.READING:
+            self.phase = self.BODY
+
+    def body_read(self) -> None:
+        """The request is whole: what runs now (an invocation) is never closed to make room."""
+        self._cancel_timer()
+        self.phase = self.HANDLING
+
+    def answered(self) -> None:
+        self._cancel_timer()
+        self.phase, self.since = self.IDLE, self._loop.time()
+
+    def expire(self) -> None:
+        """Close now: 408 if a request was arriving, silently if idle (as an idle timeout would)."""
+        if self._transport is None or self._transport.is_closing():
+            return
+        if self.phase in (self.READING, self.BODY):
+            self._transport.write(self._TIMED_OUT)
+        self._transport.close()
+
+    def _overdue(self) -> None:
+        self._timer = None
+        if self.phase in (self.READING, self.BODY):
+            self.expire()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 @contextlib.contextmanager

@@ -27,10 +27,15 @@ DEFAULT_TIMEOUT_S = 3.0  # Lambda's default timeout
 DEFAULT_MEMORY_MB = 128  # Lambda's default memory
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
+MIN_EPHEMERAL_MB, MAX_EPHEMERAL_MB = 512, 10_240  # EphemeralStorage.Size: /tmp
+SANDBOX_MODES = ("auto", "on", "off")
+APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
 INIT_TIMEOUT_S = 10.0  # on-demand init phase limit
 RUNTIMES = ("python3.13", "provided.al2023")  # provided.al2023: an executable ``bootstrap`` in the task root
 ACCOUNT_ID = "123456789012"
 ENV_FILE_LIMIT = 1 << 20  # .env and --env-vars files: Lambda allows 4 KB of variables in all
+ENV_TOTAL_LIMIT = 4096  # bytes of the variables as compact JSON, the string Lambda measures
 
 # Variables a real execution environment never inherits from anywhere; with
 # ``clean_env`` only these host variables survive (credentials and what the
@@ -71,6 +76,10 @@ class FunctionConfig:
     layers: tuple[Path, ...] = (LAYER_DIR,)
     init_timeout_s: float = INIT_TIMEOUT_S  # lowered only by tests that exercise the retry quickly
     debug: DebugOptions | None = None  # run under debugpy (local_runtime/debugger.py)
+    ephemeral_storage_mb: int = MIN_EPHEMERAL_MB  # the size of /tmp (local_runtime/sandbox.py)
+    sandbox: str = "auto"  # auto: bubblewrap where it works; on: or fail; off: the host's view
+    application_log_level: str = "INFO"  # LoggingConfig.ApplicationLogLevel (JSON format only)
+    system_log_level: str = "INFO"  # LoggingConfig.SystemLogLevel (JSON format only)
 
     @property
     def python_version(self) -> str:
@@ -81,6 +90,16 @@ class FunctionConfig:
             raise ConfigurationError(f"timeout must be between 1 and 900 seconds, got {self.timeout_s:g}")
         if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:
             raise ConfigurationError(f"memory must be between 128 and 10240 MB, got {self.memory_mb}")
+        if not MIN_EPHEMERAL_MB <= self.ephemeral_storage_mb <= MAX_EPHEMERAL_MB:
+            raise ConfigurationError(
+                f"ephemeral storage must be between 512 and 10240 MB, got {self.ephemeral_storage_mb}"
+            )
+        if self.sandbox not in SANDBOX_MODES:
+            raise ConfigurationError(f"sandbox must be auto, on or off, got {self.sandbox!r}")
+        if self.application_log_level not in APPLICATION_LOG_LEVELS:
+            raise ConfigurationError(f"application log level must be one of {', '.join(APPLICATION_LOG_LEVELS)}")
+        if self.system_log_level not in SYSTEM_LOG_LEVELS:
+            raise ConfigurationError(f"system log level must be one of {', '.join(SYSTEM_LOG_LEVELS)}")
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"log format must be text or json, got {self.log_format!r}")
         if self.runtime == "provided":
@@ -94,6 +113,7 @@ class FunctionConfig:
                 raise ConfigurationError("--debug-port needs a Python runtime (debugpy runs the handler)")
             if DEBUG_DIR not in self.layers:  # debugpy, importable in a debug run only, as one more layer
                 object.__setattr__(self, "layers", (*self.layers, DEBUG_DIR))
+        check_environment_size(self.env)
 
     @property
     def arn(self) -> str:
@@ -102,6 +122,23 @@ class FunctionConfig:
     @property
     def log_group_name(self) -> str:
         return f"/aws/lambda/{self.name}"
+
+
+def check_environment_size(env: dict[str, str]) -> None:
+    """Refuse what CreateFunction / UpdateFunctionConfiguration refuse: over 4 KB of variables in all.
+
+    Lambda measures the variables as one compact JSON object and quotes it in
+    its message; the values are left out here, since .env holds secrets.
+    """
+    measured = json.dumps(env, separators=(",", ":"))
+    size = len(measured.encode("utf-8"))
+    if size > ENV_TOTAL_LIMIT:
+        names = ", ".join(sorted(env, key=lambda name: -len(env[name]))[:5])
+        raise ConfigurationError(
+            "InvalidParameterValueException: Lambda was unable to configure your environment variables because "
+            f"the environment variables you have provided exceeded the 4KB limit. String measured: {size} bytes "
+            f"of {len(env)} variables (values not shown; largest: {names[:120]})"
+        )
 
 
 def new_log_stream_name(now: float | None = None) -> str:
@@ -134,7 +171,7 @@ def reserved_environment(config: FunctionConfig, log_stream_name: str, tmp_dir: 
         reserved["PYTHONPATH"] = os.pathsep.join([*map(str, config.layers), str(RUNTIME_DIR)])
     if config.log_format == "json":
         reserved["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
-        reserved["AWS_LAMBDA_LOG_LEVEL"] = "INFO"
+        reserved["AWS_LAMBDA_LOG_LEVEL"] = config.application_log_level
     if tmp_dir is not None:
         reserved["TMPDIR"] = tmp_dir
     return reserved

@@ -24,6 +24,7 @@ What the service does here, as Lambda does it:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -42,10 +43,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local_runtime import logs
+from local_runtime import logs, sandbox
 from local_runtime.config import FunctionConfig, new_log_stream_name, process_environment
 from local_runtime.debugger import DebugClock
 from local_runtime.lambda_python import check_runtime_installed, find_interpreter
+from local_runtime.memory_watch import MemoryWatch, make_cgroup, remove_cgroup
 from local_runtime.runtime_api import MAX_RESPONSE_BYTES, InvocationRequest, RuntimeApi, RuntimeEvent
 
 LogSink = Callable[[str], None]
@@ -60,25 +62,6 @@ def stderr_sink(line: str) -> None:
     sys.stderr.flush()
 
 
-def peak_rss_mb(pid: int) -> int | None:
-    """The process's peak resident set size (VmHWM) in MB, read from outside the process.
-
-    Falls back to the current RSS via psutil where /proc is missing (macOS).
-    """
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return max(1, round(int(line.split()[1]) / 1024))
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import psutil
-
-        return max(1, round(psutil.Process(pid).memory_info().rss / 1024 / 1024))
-    except Exception:  # noqa: BLE001 - the process may be gone; the caller keeps its last figure
-        return None
-
-
 @dataclass
 class Invocation:
     """What the service knows after one invocation: the response and the REPORT figures."""
@@ -86,7 +69,7 @@ class Invocation:
     request_id: str
     payload: bytes  # the response body: the runtime's result or error JSON, or the platform's error
     report: logs.Report
-    log: str  # this invocation's log, platform lines included (LogType=Tail shows its end)
+    log: str  # the end of this invocation's log (at least its last 4 KB), platform lines included: LogType=Tail
     error_type: str | None = None
     environment_id: str = ""
 
@@ -115,13 +98,18 @@ class ExecutionEnvironment:
         self._process: subprocess.Popen[bytes] | None = None
         self._api: RuntimeApi | None = None
         self._logs: logs.FunctionLogReader | None = None
-        self._lines: list[str] = []
+        # The end of the current invocation's log, for LogType=Tail; the whole log only streams to the sink.
+        self._tail: collections.deque[str] = collections.deque()
+        self._tail_chars = 0
         self._lines_lock = threading.Lock()
         self._peak_mb = 0
         self._reset_by_service = False  # killed on purpose: not worth a log line
         self.tmp_dir: str | None = None
         self.invocations = 0
         self._debug_clock = DebugClock(config.debug) if config.debug else None  # the timeout stops for a debugger
+        self.sandboxed = sandbox.enabled(config)  # bubblewrap's namespaces (local_runtime/sandbox.py)
+        self._watch: MemoryWatch | None = None  # MemorySize, Max Memory Used, the freeze
+        self._cgroup: Path | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -139,9 +127,9 @@ class ExecutionEnvironment:
     def _spawn(self) -> dict[str, Any] | None:
         """Start the runtime against a fresh Runtime API; an error payload if it cannot start."""
         self._close_api()
-        if self.tmp_dir is None and self.config.tmp_per_environment:
+        if self.tmp_dir is None and self.config.tmp_per_environment and not self.sandboxed:
             self.tmp_dir = tempfile.mkdtemp(prefix=f"lambda-env-{self.id}-")  # kept across resets, as /tmp is
-        self._api = RuntimeApi()
+        self._api = RuntimeApi(only_its_process=True)
         env = process_environment(self.config, self.log_stream_name, self.tmp_dir)
         env["AWS_LAMBDA_RUNTIME_API"] = self._api.start()
         output_read, output_write = os.pipe()
@@ -151,10 +139,14 @@ class ExecutionEnvironment:
         if self._debug_clock is not None:
             self._debug_clock.restart()
         try:
+            if self._cgroup is None:
+                self._cgroup = make_cgroup(self.id, self.config.memory_mb, self.config.ephemeral_storage_mb)
+            procs = str(self._cgroup / "cgroup.procs") if self._cgroup else None
+            launch = sandbox.launch(self.config, self._command(), env, self.sandboxed, procs)
             self._process = subprocess.Popen(
-                self._command(),
-                cwd=self.config.task_root,
-                env=env,
+                launch.argv,
+                cwd=launch.cwd,
+                env=launch.env,
                 stdin=subprocess.DEVNULL,
                 stdout=output_write,
                 stderr=output_write,
@@ -168,7 +160,9 @@ class ExecutionEnvironment:
         finally:
             os.close(output_write)
             os.close(telemetry_write)
+        self._api.set_process(self._process.pid)
         self._logs = logs.FunctionLogReader(output_read, telemetry_read, self._emit, self.id)
+        self._watch = MemoryWatch(self._process.pid, self.config.memory_mb, self._cgroup)
         return None
 
     def _init(self, deadline: float) -> str | dict[str, Any]:
@@ -194,11 +188,14 @@ class ExecutionEnvironment:
         """End the environment. With no extensions Lambda's shutdown is an immediate SIGKILL."""
         if self._process is not None and self._process.poll() is not None and not self._reset_by_service:
             self._emit(
-                f"Runtime exited between invocations ({_exit_status(self._process.returncode)}); "
+                f"Runtime exited between invocations ({_exit_status(self._returncode(self._process.returncode))}); "
                 "the next invocation starts a new execution environment"
             )
         self._kill()
         self._close_api()
+        if self._cgroup is not None:
+            remove_cgroup(self._cgroup)
+            self._cgroup = None
         if self.tmp_dir:
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
@@ -207,8 +204,10 @@ class ExecutionEnvironment:
             return
         self._reset_by_service = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._process.pid, signal.SIGKILL)
+            os.killpg(self._process.pid, signal.SIGKILL)  # stopped (frozen) processes die of SIGKILL too
         self._process.wait()
+        if self._watch is not None:
+            self._watch.close()
         if self._logs is not None:
             self._logs.wait_closed(2)
 
@@ -220,8 +219,13 @@ class ExecutionEnvironment:
     # -- plumbing ------------------------------------------------------------
 
     def _emit(self, line: str) -> None:
+        kept = line if len(line) <= logs.TAIL_BYTES else line[-logs.TAIL_BYTES :]
         with self._lines_lock:
-            self._lines.append(line)
+            self._tail.append(kept)
+            self._tail_chars += len(kept) + 1
+            # A character is at least a byte: lines holding TAIL_BYTES characters hold the last TAIL_BYTES bytes.
+            while self._tail_chars - len(self._tail[0]) - 1 >= logs.TAIL_BYTES:
+                self._tail_chars -= len(self._tail.popleft()) + 1
         self._sink(line)
 
     def _drain_logs(self) -> None:
@@ -230,13 +234,20 @@ class ExecutionEnvironment:
 
     def _take_lines(self) -> list[str]:
         with self._lines_lock:
-            lines, self._lines = self._lines, []
+            lines, self._tail, self._tail_chars = list(self._tail), collections.deque(), 0
         return lines
 
     def _sample_memory(self) -> int:
-        if self._process is not None:
-            self._peak_mb = max(self._peak_mb, peak_rss_mb(self._process.pid) or 0)
+        """Max Memory Used: every process of the environment (the watch), MemorySize after an OOM kill."""
+        if self._watch is not None:
+            self._watch.sample(None)
+            if self._watch.oom_killed:
+                return self.config.memory_mb
+            self._peak_mb = max(self._peak_mb, self._watch.peak_mb)
         return self._peak_mb
+
+    def _returncode(self, code: int) -> int:
+        return sandbox.exit_code(code, self.sandboxed)
 
     def _next_event(self, deadline: float) -> RuntimeEvent | None:
         """The runtime's next move; ``exit`` once the process is gone, None at the deadline."""
@@ -271,6 +282,11 @@ class ExecutionEnvironment:
         except subprocess.TimeoutExpired:  # closed its pipes but lingers: end it as the service would
             self._kill()
             code = self._process.returncode
+        code = self._returncode(code)
+        if self._watch is not None and self._watch.oom_killed:  # as Lambda: the kernel's kill at MemorySize
+            self._reset_by_service = True
+            message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+            return {"errorType": "Runtime.OutOfMemory", "errorMessage": message}
         message = f"RequestId: {request_id} Error: Runtime exited with error: {_exit_status(code)}"
         if code == 0:
             message = f"RequestId: {request_id} Error: Runtime exited without providing a reason"
@@ -330,6 +346,8 @@ class ExecutionEnvironment:
             if isinstance(outcome, dict):
                 return self._failed(request_id, started, outcome, init_ms, suppressed)
         assert self._api is not None
+        if self._watch is not None:
+            self._watch.thaw()  # frozen since its last answer: timers and threads resume late, as on Lambda
         self._api.dispatch(request)
         answer: RuntimeEvent | None = None
         while True:
@@ -344,11 +362,11 @@ class ExecutionEnvironment:
                 if answer is None:
                     self._drain_logs()
                     error = self._exit_error(request_id)
-                    self._emit(f"{error['errorMessage']}\nRuntime.ExitError")
+                    self._emit(f"{error['errorMessage']}\n{error['errorType']}")
                     return self._failed(request_id, started, error, init_ms, suppressed)
                 self._emit(
                     f"RequestId: {request_id} Runtime exited after answering "
-                    f"({_exit_status(self._process.wait())}); the next invocation is a cold start"  # type: ignore[union-attr]
+                    f"({_exit_status(self._returncode(self._process.wait()))}); the next invocation is a cold start"  # type: ignore[union-attr]
                 )
                 self._reset_by_service = True
                 break
@@ -357,6 +375,10 @@ class ExecutionEnvironment:
         duration_ms = (time.perf_counter() - started) * 1000
         self.invocations += 1
         self._drain_logs()
+        if self._watch is not None and self.alive and self.config.debug is None:
+            # It asked for the next event: nothing in it runs until that arrives. Not under a
+            # debugger, whose adapter thread must keep answering the editor between invocations.
+            self._watch.freeze()
         body, error_type = answer.body, None
         if answer.kind == "too_large":
             error_type = "Function.ResponseSizeTooLarge"

@@ -113,8 +113,9 @@ def refusal(request: web.BaseRequest, hosts: frozenset[str]) -> str | None:
     return None
 
 
-def log_refusal(server: str, request: web.BaseRequest, reason: str) -> None:
-    """One line naming the server, the peer, the request and the reason."""
+def log_refusal(server: str, request: web.BaseRequest, reason: str, who: str = "") -> None:
+    """One line naming the server, the peer (and its process, where known), the request and the reason."""
     peer = request.transport.get_extra_info("peername") if request.transport else None
-    who = f"{peer[0]}:{peer[1]}" if peer else "an unknown peer"
+    address = f"{peer[0]}:{peer[1]}" if peer else "an unknown peer"
+    who = f"{address}, {who}" if who else address
     _log.warning("%s refused %s %s from %s: %s", server, request.method, _shown(request.rel_url.raw_path), who, reason)

@@ -127,6 +127,20 @@ def report_line(log_format: str, report: Report) -> str:
 # ---------------------------------------------------------------------------
 
 _FRAME_HEADER = struct.Struct(">IIQ")  # record type, payload length, timestamp (µs)
+# CloudWatch Logs' PutLogEvents: "Each log event can be no larger than 1 MB", counted as its UTF-8
+# message plus 26 bytes (the API reference; 256 KB before 2025). A longer line or record is cut
+# into events of at most this many bytes, as it arrives.
+EVENT_MAX_BYTES = 1_048_576 - 26
+TAIL_BYTES = 4096  # LogType=Tail returns the last 4 KB of an invocation's log
+_READ_BYTES = 1 << 16
+
+
+def cut_point(data: bytes | bytearray | memoryview, limit: int) -> int:
+    """Where to cut ``data`` (longer than ``limit``): the first piece is at most ``limit`` bytes of whole characters."""
+    cut = limit
+    while cut > limit - 3 and data[cut] & 0xC0 == 0x80:  # a UTF-8 continuation byte: back off to its start
+        cut -= 1
+    return cut if data[cut] & 0xC0 != 0x80 else limit
 
 
 class FunctionLogReader:
@@ -141,13 +155,24 @@ class FunctionLogReader:
     invocation) or at EOF, so nothing written before a crash is lost.
 
     One thread owns both pipes; :meth:`drain` returns once everything that
-    was already written has been handed to ``emit``.
+    was already written has been handed to ``emit``. Reading is linear in
+    what is written: each read is searched for newlines once, and a line or
+    record longer than CloudWatch's event size limit is emitted in pieces of
+    at most ``event_max_bytes`` as it arrives, so nothing larger is held.
     """
 
-    def __init__(self, stdout_fd: int, telemetry_fd: int, emit: Callable[[str], None], name: str) -> None:
-        self._emit = emit
+    def __init__(
+        self,
+        stdout_fd: int,
+        telemetry_fd: int,
+        emit: Callable[[str], None],
+        name: str,
+        event_max_bytes: int = EVENT_MAX_BYTES,
+    ) -> None:
+        self._emit_line = emit
+        self._event_max = event_max_bytes
         self._selector = selectors.DefaultSelector()
-        self._buffers: dict[int, bytes] = {stdout_fd: b"", telemetry_fd: b""}
+        self._buffers: dict[int, bytearray] = {stdout_fd: bytearray(), telemetry_fd: bytearray()}
         self._telemetry_fd = telemetry_fd
         self._open = {stdout_fd, telemetry_fd}
         self._wake_read, self._wake_write = os.pipe()  # a drain request wakes the thread at once
@@ -205,9 +230,18 @@ class FunctionLogReader:
         for waiter in drains:
             waiter.set()
 
+    def _emit(self, data: bytes | bytearray) -> None:
+        """One event, or several when it is over CloudWatch's size limit."""
+        view = memoryview(data)
+        while len(view) > self._event_max:
+            cut = cut_point(view, self._event_max)
+            self._emit_line(bytes(view[:cut]).decode("utf-8", "replace"))
+            view = view[cut:]
+        self._emit_line(bytes(view).decode("utf-8", "replace"))
+
     def _read(self, fd: int) -> None:
         try:
-            data = os.read(fd, 1 << 16)
+            data = os.read(fd, _READ_BYTES)
         except BlockingIOError:
             return
         if not data:
@@ -215,29 +249,40 @@ class FunctionLogReader:
             self._open.discard(fd)
             os.close(fd)
             return
-        self._buffers[fd] += data
+        buffer = self._buffers[fd]
+        scanned = len(buffer)  # what is already buffered holds no newline
+        buffer += data
         if fd == self._telemetry_fd:
             self._frames()
-        else:
-            *lines, self._buffers[fd] = self._buffers[fd].split(b"\n")
-            for line in lines:
-                self._emit(line.decode("utf-8", "replace"))
+            return
+        start = 0
+        newline = buffer.find(b"\n", scanned)
+        while newline >= 0:
+            self._emit(buffer[start:newline])
+            start = newline + 1
+            newline = buffer.find(b"\n", start)
+        del buffer[:start]  # a bytearray drops its head without copying the rest
+        while len(buffer) > self._event_max:  # a line too long for one event: emit what is here
+            cut = cut_point(buffer, self._event_max)
+            self._emit(buffer[:cut])
+            del buffer[:cut]
 
     def _frames(self) -> None:
         buffer = self._buffers[self._telemetry_fd]
-        while len(buffer) >= _FRAME_HEADER.size:
-            _kind, length, _micros = _FRAME_HEADER.unpack_from(buffer)
-            end = _FRAME_HEADER.size + length
+        start = 0
+        while len(buffer) - start >= _FRAME_HEADER.size:
+            _kind, length, _micros = _FRAME_HEADER.unpack_from(buffer, start)
+            end = start + _FRAME_HEADER.size + length
             if len(buffer) < end:
                 break
-            record = buffer[_FRAME_HEADER.size : end].decode("utf-8", "replace")
-            self._emit(record.removesuffix("\n"))
-            buffer = buffer[end:]
-        self._buffers[self._telemetry_fd] = buffer
+            record = buffer[start + _FRAME_HEADER.size : end]
+            self._emit(record[:-1] if record.endswith(b"\n") else record)
+            start = end
+        del buffer[:start]
 
     def _flush_partial(self) -> None:
         """Output without a final newline becomes an event of its own (stdout only)."""
         for fd, pending in self._buffers.items():
             if fd != self._telemetry_fd and pending:
-                self._buffers[fd] = b""
-                self._emit(pending.decode("utf-8", "replace"))
+                self._emit(pending)
+                pending.clear()

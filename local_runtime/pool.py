@@ -20,6 +20,10 @@ class TooManyRequestsError(RuntimeError):
     """Every allowed environment is busy: Lambda's throttle (HTTP 429)."""
 
 
+class PoolClosedError(RuntimeError):
+    """The pool was closed (the server is shutting down) before the invocation got an environment."""
+
+
 class EnvironmentPool:
     def __init__(self, config: FunctionConfig, log_sink: LogSink = stderr_sink, max_environments: int = 10) -> None:
         """Raises LambdaPythonError (one line) when Python 3.13 or its runtime client is missing."""
@@ -30,30 +34,35 @@ class EnvironmentPool:
         self.max_environments = max_environments
         self._sink = log_sink
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # an environment was released, or the pool closed
         self._idle: list[ExecutionEnvironment] = []
         self._busy: set[ExecutionEnvironment] = set()
         self._retiring: set[ExecutionEnvironment] = set()  # busy when the code changed: end after this invocation
         self._closed = False
 
-    def _acquire(self) -> ExecutionEnvironment:
+    def _acquire(self, wait: bool) -> ExecutionEnvironment:
         with self._lock:
-            if self._closed:
-                raise RuntimeError("pool is closed")
-            while self._idle:
-                env = self._idle.pop()  # most recently used first: the warmest
-                if env.alive:
+            while True:
+                if self._closed:
+                    raise PoolClosedError("pool is closed")
+                while self._idle:
+                    env = self._idle.pop()  # most recently used first: the warmest
+                    if env.alive:
+                        self._busy.add(env)
+                        return env
+                    env.shutdown()
+                if len(self._busy) < self.max_environments:
+                    env = ExecutionEnvironment(self.config, self._sink)
                     self._busy.add(env)
                     return env
-                env.shutdown()
-            if len(self._busy) >= self.max_environments:
-                raise TooManyRequestsError("Rate Exceeded.")
-            env = ExecutionEnvironment(self.config, self._sink)
-            self._busy.add(env)
-            return env
+                if not wait:
+                    raise TooManyRequestsError("Rate Exceeded.")
+                self._freed.wait()  # woken by a release or by close(): no polling
 
     def _release(self, env: ExecutionEnvironment) -> None:
         with self._lock:
             self._busy.discard(env)
+            self._freed.notify()
             retiring = env in self._retiring
             self._retiring.discard(env)
             if env.alive and not self._closed and not retiring:
@@ -61,9 +70,14 @@ class EnvironmentPool:
                 return
         env.shutdown()
 
-    def invoke(self, payload: bytes | str = b"{}", **kwargs: Any) -> Invocation:
-        """One invocation on a warm environment if one is free, on a new one otherwise."""
-        env = self._acquire()
+    def invoke(self, payload: bytes | str = b"{}", *, wait: bool = False, **kwargs: Any) -> Invocation:
+        """One invocation on a warm environment if one is free, on a new one otherwise.
+
+        Every environment busy: TooManyRequestsError, or with ``wait`` (an Event
+        invocation's worker) block until one is released. PoolClosedError once
+        the pool is closed.
+        """
+        env = self._acquire(wait)
         try:
             return env.invoke(payload, **kwargs)
         finally:
@@ -92,6 +106,7 @@ class EnvironmentPool:
         """Shut every environment down (busy ones end when their invocation returns)."""
         with self._lock:
             self._closed = True
+            self._freed.notify_all()
             idle, self._idle = self._idle, []
         for env in idle:
             env.shutdown()

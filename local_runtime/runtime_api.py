@@ -16,15 +16,19 @@ synchronous and talks to its server through thread-safe calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import queue
 import threading
+import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from local_runtime import peers
 from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
 
 _T = TypeVar("_T")
@@ -32,6 +36,9 @@ _T = TypeVar("_T")
 MAX_RESPONSE_BYTES = 6_291_556  # 6 MiB + 100 B: the buffered response limit of Lambda's Runtime API
 _PREFIX = "/2018-06-01/runtime"
 _ERROR_TYPE = "Lambda-Runtime-Function-Error-Type"
+OWNER_WAIT_S = 5.0  # a call that arrives before the environment's process id is known waits this long for it
+_log = logging.getLogger(__name__)
+_unchecked_said = False  # "cannot tell who calls" is said once per process
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,13 @@ class RuntimeEvent:
     detail: str = ""
 
 
+def _say_unchecked(why: str) -> None:
+    global _unchecked_said
+    if not _unchecked_said:
+        _unchecked_said = True
+        _log.warning("Runtime API: cannot tell which local process is calling (%s); any local process may call", why)
+
+
 def _error(status: int, error_type: str, message: str) -> web.Response:
     body = json.dumps({"errorMessage": message, "errorType": error_type}) + "\n"
     return web.Response(status=status, text=body, content_type="application/json")
@@ -112,10 +126,21 @@ class _Loop:
 
 
 class RuntimeApi:
-    """The Runtime API of one environment: states Ready → Running → answered, one invocation at a time."""
+    """The Runtime API of one environment: states Ready → Running → answered, one invocation at a time.
 
-    def __init__(self) -> None:
+    With ``only_its_process``, calls are served only from the process given to
+    :meth:`set_process` and its descendants (see :mod:`local_runtime.peers`),
+    checked once per connection; without it (a test driving the API by hand)
+    any loopback caller that passes the Host/Origin rule is served.
+    """
+
+    def __init__(self, *, only_its_process: bool = False) -> None:
         self.events: queue.Queue[RuntimeEvent] = queue.Queue()
+        self._only_its_process = only_its_process
+        self._owner: int | None = None
+        self._owner_known: asyncio.Event | None = None
+        self._callers: weakref.WeakKeyDictionary[Any, peers.Peer] = weakref.WeakKeyDictionary()
+        self._waiting_transport: Any = None
         self._runner: web.AppRunner | None = None
         self.address = ""
         self._hosts: frozenset[str] = frozenset()
@@ -131,6 +156,10 @@ class RuntimeApi:
     def start(self) -> str:
         """Listen on a free loopback port; returns ``host:port`` for ``AWS_LAMBDA_RUNTIME_API``."""
         return _Loop.run(self._start())
+
+    def set_process(self, pid: int) -> None:
+        """The environment's process: it and its descendants may call (with ``only_its_process``)."""
+        _Loop.call_soon(self._set_owner, pid)
 
     def dispatch(self, request: InvocationRequest) -> None:
         """Hand the runtime its next invocation (it may already be waiting in ``/next``)."""
@@ -149,7 +178,13 @@ class RuntimeApi:
 
     # -- the server (event loop thread) ---------------------------------------------
 
+    def _set_owner(self, pid: int) -> None:
+        self._owner = pid
+        if self._owner_known is not None:
+            self._owner_known.set()
+
     async def _start(self) -> str:
+        self._owner_known = asyncio.Event()
         app = web.Application(
             client_max_size=64 * 1024 * 1024,  # read big responses to answer them 413
             middlewares=[self._guard],
@@ -180,8 +215,45 @@ class RuntimeApi:
             refused = _error(403, "AccessDeniedException", f"The Runtime API refused {reason}")
             refused.force_close()
             return refused
+        caller = await self._caller(request)
+        if caller.allowed is False:
+            log_refusal(
+                f"Runtime API {self.address}",
+                request,
+                f"not this environment's process (pid {self._owner}) or one of its children",
+                who=caller.describe(),
+            )
+            refused = _error(
+                403, "AccessDeniedException", "The Runtime API serves only its execution environment's processes"
+            )
+            refused.force_close()
+            return refused
         answer: web.StreamResponse = await handler(request)
         return answer
+
+    async def _caller(self, request: web.Request) -> peers.Peer:
+        """Who is calling, decided once per connection."""
+        if not self._only_its_process:
+            return peers.Peer(True)
+        transport = request.transport
+        if transport is None:
+            return peers.Peer(False, why="a closed connection")
+        known = self._callers.get(transport)
+        if known is not None:
+            return known
+        if self._owner is None:
+            assert self._owner_known is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._owner_known.wait(), OWNER_WAIT_S)
+        if self._owner is None:
+            caller = peers.Peer(False, why="a caller that came before the environment's process")
+        else:
+            peer, server = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+            caller = peers.identify(peer[:2], server[:2], self._owner)
+            if caller.allowed is None:
+                _say_unchecked(caller.why)
+        self._callers[transport] = caller
+        return caller
 
     def _dispatch(self, request: InvocationRequest) -> None:
         self._current = request
@@ -196,6 +268,16 @@ class RuntimeApi:
         return _error(status, error_type, message)
 
     async def _next(self, request: web.Request) -> web.StreamResponse:
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            if self._waiting_transport is not None and not self._waiting_transport.is_closing():
+                return self._reject(
+                    403,
+                    "InvalidStateTransition",
+                    "A runtime is already waiting for the next invocation: one GET /next at a time",
+                )
+            waiting.cancel()  # its caller hung up: this one takes its place
+            self._waiting = None
         if self._init_failed:
             return self._reject(
                 403,
@@ -212,6 +294,7 @@ class RuntimeApi:
             invocation, self._pending = self._pending, None
         else:
             self._waiting = asyncio.get_running_loop().create_future()
+            self._waiting_transport = request.transport
             invocation = await self._waiting  # no timeout: the environment may idle for long
         return web.Response(body=invocation.payload, headers=invocation.headers())
 

@@ -8,9 +8,10 @@
 #   LISTING_ARGS="--sizes 1000000 --servers versitygw --cap 1800" make bench-listing   the 1M cells
 #   make bench-listing-1m           1M keys on the generated stand-in, vs a sequential LIST and s5cmd (~30 min)
 #   make bench-10m                  10M PDFs in one invocation under the latency model (~10+ min, run once)
+#   make bench-sandbox              median of 20 cold starts, Lambda's sandbox on vs off, same run
 #   make bench RECORD=1             write the committed bench/results/ and docs/graphs/bench-*.svg
 #                                   (default: bench/out/, ignored by git)
-.PHONY: bench bench-presign bench-scan presign-stress bench-deps bench-listing bench-listing-1m bench-10m
+.PHONY: bench bench-presign bench-scan presign-stress bench-deps bench-listing bench-listing-1m bench-10m bench-sandbox
 
 ##@ Bench and stress
 
@@ -27,6 +28,7 @@ bench-deps: install $(BENCH_STAMP) ## install the benchmark-only tools (s5cmd)
 bench: bench-deps ## run the benchmarks into bench/out/ (RECORD=1: update bench/results/ and the site's graphs)
 	$(PY) bench/presign_bench.py
 	$(PY) bench/scan_bench.py
+	$(PY) bench/sandbox_bench.py
 	$(MAKE) --no-print-directory presign-stress
 
 bench-listing: bench-deps ## handler ÷ sequential LIST on moto and versitygw, 0-300 ms a page: one table
@@ -41,6 +43,9 @@ bench-10m: bench-deps ## 10M PDFs in one invocation under the latency model (pea
 	nice -n 10 $(PY) bench/scan_bench.py --sizes 10000000 --layouts flat --modes handler --latency published \
 	  --cap 1800 --json $(BENCH_RESULTS)/listing/listing-10m.json --no-graphs
 	$(PY) bench/listing_report.py --dir $(BENCH_RESULTS)/listing
+
+bench-sandbox: install lambda-python sandbox-deps ## cold-start cost of Lambda's sandbox: median of 20, on vs off, same run
+	$(PY) bench/sandbox_bench.py
 
 bench-presign: install ## presigned URLs/s on one core: botocore vs aiobotocore vs presign.py
 	$(PY) bench/presign_bench.py

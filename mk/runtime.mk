@@ -40,3 +40,12 @@ test-deps demo invoke serve: lambda-python
 import-time: install lambda-python ## cold import of the x86_64 zip under 3.13, with vs without its bytecode
 	$(PY) tools/package.py --arch x86_64
 	$(PY) tools/zip_import_time.py
+
+# Lambda's sandbox (local_runtime/sandbox.py) is built with bubblewrap: Debian's package, installed
+# as root with apt like Chromium and Graphviz (mk/docs.mk), otherwise named. invoke.py --sandbox auto
+# runs without it and says which guarantees are off; the tests run with it on.
+.PHONY: sandbox-deps
+sandbox-deps: ## Debian package Lambda's sandbox needs: bubblewrap
+	$(call docs_apt,bubblewrap,bwrap:bubblewrap)
+
+test-deps: sandbox-deps

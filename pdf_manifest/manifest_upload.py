@@ -9,15 +9,23 @@ At most two part files exist at any time.
 
 A manifest that fits in the first part is sent with one ``put_object``. An
 upload that fails or is abandoned is aborted, so S3 never shows a manifest
-that looks complete, and every part file is deleted. Two faults need more than
-that (the fault-injection harness in reliability/ found both):
+that looks complete, and every part file is deleted.
 
-* the response to ``CreateMultipartUpload`` is lost and botocore retries it:
-  S3 now holds a second, orphaned upload for the key. Every pending upload for
-  the exact key is aborted when the manifest is done or abandoned.
-* ``PutObject`` or ``CompleteMultipartUpload`` reached S3 but every response
-  was lost: the call raises although the object exists. A failed finish
-  deletes the key, best effort, so a failure never leaves a manifest behind.
+Two invocations may write the same key at once (an async event delivered
+twice keeps its request id), so cleanup touches only what this writer made:
+
+* it aborts the upload ids S3 gave it, and nothing another writer holds. The
+  response to ``CreateMultipartUpload`` can be lost and botocore retries it,
+  leaving an upload whose id never reached us. Only when the create was
+  retried (or failed) are uploads for the key that were not pending just
+  before it aborted as ours; one a duplicate opened in that same instant is
+  indistinguishable, and losing it makes that duplicate fail, never delete.
+* ``PutObject`` or ``CompleteMultipartUpload`` can reach S3 while every
+  response is lost: the call raises although the object exists. Every
+  object is written with a random ``x-amz-meta-manifest-writer`` token; a
+  failed finish deletes the key only if HEAD shows its own token, and then
+  with ``If-Match`` on that ETag, so an object another writer has put since
+  is never deleted.
 
 With ``gzip=True`` the bytes are one gzip stream (split across parts, which
 S3 joins back) stored with ``Content-Encoding: gzip``: clients that honour the
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 import zlib
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +45,7 @@ from typing import Any
 import aiofiles
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's floor for every part but the last
+WRITER_METADATA = "manifest-writer"  # user metadata naming the writer of an object
 
 
 class ManifestUpload:
@@ -57,7 +67,8 @@ class ManifestUpload:
         self._key = key
         self._tmp_path = tmp_path
         self._part_bytes = part_bytes
-        self._object_args: dict[str, str] = {"ContentType": content_type}
+        self._writer = uuid.uuid4().hex
+        self._object_args: dict[str, Any] = {"ContentType": content_type, "Metadata": {WRITER_METADATA: self._writer}}
         if gzip:
             self._object_args["ContentEncoding"] = "gzip"
         self._gzip = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip else None
@@ -70,7 +81,8 @@ class ManifestUpload:
         self._part_paths: set[Path] = set()
         self._finished = False
         self._object_may_exist = False
-        self._multipart_requested = False
+        self._pending_before: set[str] | None = None  # upload ids for the key just before our create
+        self._create_uncertain = False  # the create was retried or failed: an upload of ours may be unknown
         self.total_bytes = 0
 
     async def __aenter__(self) -> ManifestUpload:
@@ -120,8 +132,9 @@ class ManifestUpload:
             Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
         )
         self._upload_id = None
-        await self._abort_stray_uploads()
         self._finished = True
+        with contextlib.suppress(Exception):  # the manifest is complete: tidying cannot undo it
+            await self._abort_stray_uploads()
         return self.total_bytes
 
     async def _ship_current_file(self) -> None:
@@ -129,9 +142,11 @@ class ManifestUpload:
         await self._close_file()
         await self._wait_for_upload()
         if self._upload_id is None:
-            self._multipart_requested = True
+            self._pending_before = {upload["UploadId"] for upload in await self._pending_uploads()}
+            self._create_uncertain = True
             created = await self._s3.create_multipart_upload(Bucket=self._bucket, Key=self._key, **self._object_args)
             self._upload_id = created["UploadId"]
+            self._create_uncertain = created.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
         self._part_number += 1
         part_path = self._tmp_path.with_name(f"{self._tmp_path.name}.part{self._part_number:05d}")
         self._tmp_path.rename(part_path)
@@ -172,15 +187,33 @@ class ManifestUpload:
                 upload_id, self._upload_id = self._upload_id, None
                 await self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
         with contextlib.suppress(Exception):
-            if self._multipart_requested:
-                await self._abort_stray_uploads()
+            await self._abort_stray_uploads()
         with contextlib.suppress(Exception):
             if self._object_may_exist:
-                await self._s3.delete_object(Bucket=self._bucket, Key=self._key)
+                await self._delete_own_object()
+
+    async def _pending_uploads(self) -> list[dict[str, Any]]:
+        listed = await self._s3.list_multipart_uploads(Bucket=self._bucket, Prefix=self._key)
+        return [upload for upload in listed.get("Uploads", []) if upload["Key"] == self._key]
 
     async def _abort_stray_uploads(self) -> None:
-        """Abort every pending upload for this exact key (a retried create leaves one behind)."""
-        listed = await self._s3.list_multipart_uploads(Bucket=self._bucket, Prefix=self._key)
-        for upload in listed.get("Uploads", []):
-            if upload["Key"] == self._key:
-                await self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload["UploadId"])
+        """Abort the uploads a retried or failed create may have opened for us (their ids never arrived)."""
+        if not self._create_uncertain or self._pending_before is None:
+            return
+        for upload in await self._pending_uploads():
+            upload_id = upload["UploadId"]
+            if upload_id not in self._pending_before and upload_id != self._upload_id:
+                await self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
+        self._create_uncertain = False
+
+    async def _delete_own_object(self) -> None:
+        """Delete the key only while it still holds the object this writer stored."""
+        try:
+            head = await self._s3.head_object(Bucket=self._bucket, Key=self._key)
+        except Exception as error:  # a missing object is the usual answer here
+            if getattr(error, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return
+            raise
+        if head.get("Metadata", {}).get(WRITER_METADATA) != self._writer:
+            return  # never written, or another writer's object has replaced ours since
+        await self._s3.delete_object(Bucket=self._bucket, Key=self._key, IfMatch=head["ETag"])

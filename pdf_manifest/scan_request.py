@@ -9,7 +9,8 @@ Accepted shapes:
 * ``{}``: the configured bucket and prefix;
 * direct invoke or a Step Functions Map item: ``{"bucket": ..., "prefix": ...}``,
   either key optional;
-* S3 ``ObjectCreated:*`` notifications: the PDFs named in the records;
+* S3 ``ObjectCreated:*`` notifications: the PDFs named in the records, each
+  once however many records name it;
 * API Gateway (REST or HTTP API) and Function URL events:
   ``queryStringParameters.prefix`` and ``.bucket``.
 """
@@ -131,7 +132,7 @@ def _from_s3_notification(records: Any, allowed: frozenset[str]) -> ScanRequest:
     if not isinstance(records, list) or not records:
         raise BadRequest("'Records' must be a non-empty list of S3 notification records")
     buckets: set[str] = set()
-    keys: list[str] = []
+    keys: dict[str, None] = {}  # each key once, in the order first named (S3 may deliver a record twice)
     for index, record in enumerate(records):
         try:
             if record["eventSource"] != "aws:s3" or not str(record["eventName"]).startswith("ObjectCreated:"):
@@ -144,11 +145,16 @@ def _from_s3_notification(records: Any, allowed: frozenset[str]) -> ScanRequest:
             raise BadRequest(f"record {index} has a non-string bucket or key")
         _check_bucket(bucket, allowed)
         buckets.add(bucket)
-        key = unquote_plus(raw_key)  # S3 form-encodes keys in notifications: '+' is a space
+        try:
+            # S3 form-encodes keys in notifications ('+' is a space); a key is UTF-8, so bytes that
+            # do not decode name no object, and must not become U+FFFD (another key).
+            key = unquote_plus(raw_key, errors="strict")
+        except UnicodeDecodeError:
+            raise BadRequest(f"record {index}: key {shown(raw_key)} does not URL-decode to UTF-8") from None
         problem = _key_error(f"record {index}: key", key)
         if problem:
             raise BadRequest(problem)
-        keys.append(key)
+        keys[key] = None
     if len(buckets) > 1:
         raise BadRequest(f"records name {len(buckets)} buckets; one manifest covers one bucket")
     return ScanRequest(bucket=buckets.pop(), prefix="", source="s3-notification", keys=tuple(keys))

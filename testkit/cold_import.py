@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import logging
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -28,3 +29,13 @@ def import_fresh(label: str, path: Path = HANDLER_FILE) -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
+
+
+def forget_powertools_logger(service: str) -> None:
+    """Powertools configures its named stdlib logger once per process; a fresh import
+    must configure it again, bound to the current ``sys.stdout`` (pytest's capture)."""
+    stdlib_logger = logging.getLogger(service)
+    stdlib_logger.handlers.clear()
+    for attribute in ("init", "powertools_handler", "logger_handler"):
+        if hasattr(stdlib_logger, attribute):
+            delattr(stdlib_logger, attribute)

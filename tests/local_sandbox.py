@@ -87,13 +87,14 @@ class Sandbox:
             sandbox.write_env(**settings)
         return sandbox
 
+    # Bound to 127.0.0.1, named localhost: as make up prints them and .env.example spells them.
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.s3_port}"
+        return f"http://localhost:{self.s3_port}"
 
     @property
     def console(self) -> str:
-        return f"http://127.0.0.1:{self.console_port}"
+        return f"http://localhost:{self.console_port}"
 
     def write_env(self, **settings: str) -> None:
         """The user's .env: .env.example with some lines changed, pointing at this sandbox's port."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import stat
+import subprocess
+import sys
 
 import yaml
 
@@ -49,24 +53,23 @@ def test_compose_has_a_healthcheck_that_gates_bucket_creation():
     assert gate == "service_healthy"
 
 
-def test_compose_credentials_match_env_example():
-    env = dict(
-        line.split("=", 1)
-        for line in (ROOT / ".env.example").read_text().splitlines()
-        if line and not line.startswith("#")
-    )
-    minio_env = compose()["services"]["minio"]["environment"]
+def test_compose_takes_its_keys_from_dot_env_and_has_no_default_pair():
+    """make up writes random keys into .env; compose refuses to start MinIO without them."""
+    spec = compose()
+    minio_env = spec["services"]["minio"]["environment"]
+    cli_env = spec["services"]["create-bucket"]["environment"]
 
-    assert minio_env["MINIO_ROOT_USER"].endswith(f":-{env['AWS_ACCESS_KEY_ID']}}}")
-    assert minio_env["MINIO_ROOT_PASSWORD"].endswith(f":-{env['AWS_SECRET_ACCESS_KEY']}}}")
-    assert env["S3_ENDPOINT_URL"] == "http://localhost:9000"
+    for value, name in [
+        (minio_env["MINIO_ROOT_USER"], "AWS_ACCESS_KEY_ID"),
+        (minio_env["MINIO_ROOT_PASSWORD"], "AWS_SECRET_ACCESS_KEY"),
+        (cli_env["AWS_ACCESS_KEY_ID"], "AWS_ACCESS_KEY_ID"),
+        (cli_env["AWS_SECRET_ACCESS_KEY"], "AWS_SECRET_ACCESS_KEY"),
+    ]:
+        assert value.startswith(f"${{{name}:?"), value
+    assert "minioadmin" not in (ROOT / "docker-compose.yml").read_text()
 
 
 def test_minio_notifies_the_s3_event_bridge_with_the_trigger_rules_make_s3_trigger_deploys():
-    import json
-    import subprocess
-    import sys
-
     from local_dev.s3_trigger import trigger_rules
     from tools.deploy import merged_notification
 
@@ -105,3 +108,41 @@ def test_minio_notifies_the_s3_event_bridge_with_the_trigger_rules_make_s3_trigg
     bridge_first = makefile.index("tools/local_s3.py bridge")
     assert bridge_first < makefile.index("docker compose up -d --wait")  # the webhook answers before MinIO starts
     assert 'S3_NOTIFICATION="$$($(PY) tools/local_s3.py notification)"' in makefile
+
+
+def env_lines(path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+
+
+def test_first_make_up_writes_random_keys_into_dot_env_and_keeps_them(tmp_path):
+    first, second = tmp_path / "first.env", tmp_path / "second.env"
+    command = [sys.executable, "tools/local_s3.py", "env", "--env-example", str(ROOT / ".env.example")]
+
+    def write(path):
+        return subprocess.run(
+            [*command, "--env-file", str(path), "--s3-addr", "127.0.0.1:9100"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+    said = write(first).stdout
+    written = first.read_text()
+    write(second)
+    again = write(first)
+
+    keys = env_lines(first)
+    assert "wrote" in said and "random S3 keys" in said
+    assert re.fullmatch(r"LOCAL[A-Z0-9]{15}", keys["AWS_ACCESS_KEY_ID"])
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", keys["AWS_SECRET_ACCESS_KEY"])
+    assert keys["S3_ENDPOINT_URL"] == "http://localhost:9100"
+    assert keys["AWS_ACCESS_KEY_ID"] != env_lines(second)["AWS_ACCESS_KEY_ID"]
+    assert keys["AWS_SECRET_ACCESS_KEY"] != env_lines(second)["AWS_SECRET_ACCESS_KEY"]
+    assert "minioadmin" not in written
+    assert stat.S_IMODE(first.stat().st_mode) == 0o600
+    assert again.stdout == "" and first.read_text() == written  # kept afterwards
+    example = env_lines(ROOT / ".env.example")
+    assert {k: v for k, v in keys.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET", "S3_ENDPOINT"))} == {
+        k: v for k, v in example.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET", "S3_ENDPOINT"))
+    }

@@ -3,11 +3,13 @@
 Runs the real make targets in a scratch copy (tests/local_sandbox.py) on free
 ports, with a .env whose credentials and bucket differ from the defaults, then
 drives Debian's headless Chromium through versitygw's console as a user would:
-log in with those credentials, open the bucket, find the seeded PDFs under the
-prefix and the manifest `make invoke` reported under manifests/. Screenshots go
-to test-artifacts/console/. Every request the browser makes is recorded from
-Chrome's DevTools network events and must stay on 127.0.0.1; names that would
-need DNS resolve nowhere, so nothing can leave the machine even by mistake.
+log in with those credentials at the address `make up` printed (localhost, the
+name .env uses), see the dashboard without an error toast, open the bucket,
+find the seeded PDFs under the prefix and the manifest `make invoke` reported
+under manifests/. Screenshots go to test-artifacts/console/. Every request the
+browser makes is recorded from Chrome's DevTools network events and must stay
+on this machine; names that would need DNS resolve nowhere, so nothing can
+leave it even by mistake.
 """
 
 from __future__ import annotations
@@ -45,12 +47,13 @@ PREFIX = "2026/04/"
 SEEDED = 25  # seed.py's default count: report-0001.pdf ... report-0025.PDF, plus 3 decoys
 FLAGS = [  # beyond tests/chromium.py's
     "--no-proxy-server",
-    # Every host but 127.0.0.1 fails to resolve: nothing else can load, even by mistake.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    # Every host but loopback fails to resolve: nothing else can load, even by mistake.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
     "--window-size=1400,1000",
 ]
 WAIT_S = 15
 NAMES = "return Array.from(document.querySelectorAll('#objects-table tr span.font-mono')).map(s => s.textContent)"
+TOASTS = "return Array.from(document.querySelectorAll('#toast-container p')).map(p => p.textContent)"
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +148,11 @@ def test_console_shows_the_seeded_pdfs_and_the_manifest_and_stays_on_the_machine
     assert result["count"] == SEEDED
     assert result["manifest_key"] == f"manifests/{manifest_name}"
 
-    # Log in with the credentials from .env, at the API address make up started.
+    # Log in with the credentials from .env, at the console address make up printed (localhost, as
+    # .env names the API): the login page offers .env's endpoint.
+    assert f"console {box.console}/" in box.make("up").stdout
+    assert f"S3_ENDPOINT_URL={box.endpoint}\n" in (box.root / ".env").read_text()
+    assert box.console.startswith("http://localhost:")
     driver.get(f"{box.console}/")
     console.wait("the login form", "//input[@id='access-key']").send_keys(ACCESS_KEY)
     driver.find_element(By.ID, "secret-key").send_keys(SECRET_KEY)
@@ -153,6 +160,11 @@ def test_console_shows_the_seeded_pdfs_and_the_manifest_and_stays_on_the_machine
     console.shot("1-login")
     driver.find_element(By.ID, "submit-btn").click()
     WebDriverWait(driver, WAIT_S).until(lambda d: "dashboard" in d.current_url, message="login did not succeed")
+
+    # The dashboard lists the (internal IAM's) users: no red XAdminMethodNotSupported toast.
+    console.wait("the dashboard's user list", "//tbody[@id='recent-users']/tr[contains(., 'No users found')]")
+    console.shot("1-dashboard")
+    assert driver.execute_script(TOASTS) == []
 
     # Open the bucket from the explorer's bucket list.
     driver.get(f"{box.console}/explorer.html")

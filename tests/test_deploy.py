@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -709,7 +710,12 @@ def test_make_invoke_aws_sends_the_prefix_as_one_json_value(recording_make: Any,
     hostile = prefix.format(canary=_canary(tmp_path))
 
     done = recording_make(
-        "invoke-aws", "BUCKET_NAME=acme-reports", f"PREFIX={hostile}", "AWS_REGION=eu-west-1", "STACK_NAME=reports"
+        "invoke-aws",
+        "BUCKET_NAME=acme-reports",
+        f"PREFIX={hostile}",
+        "AWS_REGION=eu-west-1",
+        "STACK_NAME=reports",
+        "YES=1",
     )
 
     assert done.returncode == 0, done.stderr
@@ -747,6 +753,43 @@ def test_an_unclear_dry_run_is_refused(recording_make: Any, target: str, spellin
     assert done.returncode == 2
     assert done.calls == []
     assert f"DRY_RUN={spelling!r} is neither yes nor no" in done.stderr
+
+
+@pytest.mark.parametrize("dry_run", ["DRYRUN=1", "DRY_RUN=", "DRY-RUN=1", "dry_run=1"])
+def test_invoke_aws_without_a_preview_asks_first_like_a_change(recording_make: Any, dry_run: str) -> None:
+    """An invocation writes a manifest into the account: a misspelt or empty DRY_RUN must not just run it."""
+    settings = ["BUCKET_NAME=acme-reports", "AWS_REGION=eu-west-1", "STACK_NAME=reports"]
+
+    refused = recording_make("invoke-aws", dry_run, *settings)
+    confirmed = recording_make("invoke-aws", dry_run, *settings, "YES=1")
+
+    assert refused.returncode == 2
+    assert not any(call[1:3] == ["lambda", "invoke"] for call in refused.calls)
+    [said] = [line for line in refused.stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
+    assert said.startswith("deploy: Run `aws lambda invoke ...` against account ")
+    assert "not on a terminal, so nothing was changed; pass --yes (make ... YES=1)" in said
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert any(call[1:3] == ["lambda", "invoke"] for call in confirmed.calls)
+    (ROOT / "out.json").unlink(missing_ok=True)
+
+
+def test_invoke_aws_asks_on_a_terminal_and_stops_on_anything_but_yes(fake_aws: Path, tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        return "no"
+
+    code, _ = run_real(
+        fake_aws,
+        "invoke",
+        "--out",
+        str(tmp_path / "out.json"),
+        confirmation=Confirmation(assume_yes=False, ask=ask, interactive=True),
+    )
+
+    assert code == 2 and asked
+    assert not any(call[:2] == ["lambda", "invoke"] for call in fake_calls(fake_aws))
 
 
 @pytest.mark.parametrize("spelling", ["0", "false", "No", "OFF", "n", ""])

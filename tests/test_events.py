@@ -99,6 +99,23 @@ def test_parse_s3_notification_decodes_keys(encoded, decoded):
     assert request.bucket == "reports"
 
 
+def test_parse_s3_notification_lists_each_key_once_in_first_named_order():
+    named = ["b.pdf", "a.pdf", "b.pdf", "a%2Epdf", "c+d.pdf", "c%20d.pdf"] * 250  # 1,500 records, 3 keys
+
+    request = parse({"Records": [s3_record("reports", key) for key in named]})
+
+    assert request.keys == ("b.pdf", "a.pdf", "c d.pdf")
+
+
+@pytest.mark.parametrize("encoded", ["2026/04/%ff.pdf", "a%C3.pdf", "%ED%A0%80.pdf", "%C0%AF.pdf"])
+def test_parse_s3_notification_refuses_a_key_that_is_not_utf8_once_decoded(encoded):
+    """%ff is no UTF-8: decoding it to U+FFFD would name another object than the one S3 created."""
+    with pytest.raises(BadRequest) as refused:
+        parse({"Records": [s3_record("reports", "fine.pdf"), s3_record("reports", encoded)]})
+
+    assert str(refused.value) == f"record 1: key {encoded!a} does not URL-decode to UTF-8"
+
+
 # --- parsing: rejected shapes ------------------------------------------------
 
 
@@ -196,12 +213,14 @@ def test_handler_builds_the_manifest_from_s3_notification_records(load_handler, 
     for key in keys:
         s3.put_object(Bucket=bucket, Key=key, Body=f"%PDF- {key}".encode())
     records = [s3_record(bucket, encoded) for encoded in keys.values()] + [s3_record(bucket, "2026/04/notes.txt")]
+    records *= 3  # S3 may deliver a record more than once; the manifest lists each PDF once
     module = load_handler(BUCKET_NAME=bucket)
 
     body = body_of(module.handler({"Records": records}, context_factory()))
 
     lines = [json.loads(line) for line in requests.get(body["manifest_url"], timeout=10).text.split("\n") if line]
     assert sorted(line["key"] for line in lines) == sorted(keys)
+    assert body["count"] == len(keys)
     for line in lines:
         assert requests.get(line["url"], timeout=10).content == f"%PDF- {line['key']}".encode()
 

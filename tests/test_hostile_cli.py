@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -260,3 +261,174 @@ def test_seed_names_the_key_s3_refused(tmp_path, source):
         stubber.add_client_error("put_object", service_error_code="AccessDenied", service_message="Access Denied")
         with pytest.raises(seed_module.UploadError, match=r"s3://bucket/2026/04/a\.pdf: AccessDenied"):
             seed_module.upload(client, "bucket", items[:1], workers=1, progress=False)
+
+
+# --- the local S3's make variables reach no shell -----------------------------
+
+S3_VARIABLES = ["S3_DATA", "S3_ADDR", "CONSOLE_ADDR", "VERIFIER_ADDR", "VERSITYGW", "LOCAL_S3"]
+SHELL_TEXT = ['x"; touch {canary}; echo "', "x'; touch {canary}; echo '", "$(shell touch {canary})", "`touch {canary}`"]
+
+
+@pytest.fixture(scope="module")
+def scratch_repo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.local_sandbox import Sandbox
+
+    return Sandbox.create(tmp_path_factory.mktemp("hostile-make") / "repo")
+
+
+@pytest.mark.parametrize("text", SHELL_TEXT)
+@pytest.mark.parametrize("variable", S3_VARIABLES)
+@pytest.mark.parametrize("target", ["up", "down", "clean"])
+def test_make_up_down_clean_take_the_local_s3_settings_as_data(scratch_repo, tmp_path, target, variable, text):
+    canary = tmp_path / "canary"
+    # A binary that cannot run: `make up` stops at "no versitygw" instead of starting a server.
+    settings = {"VERSITYGW": str(tmp_path / "no-versitygw"), variable: text.format(canary=canary)}
+
+    done = scratch_repo.make(target, *(f"{name}={value}" for name, value in settings.items()), timeout=120)
+
+    assert not canary.exists(), done.stdout + done.stderr
+    assert TRACEBACK not in done.stderr
+    if target == "up":
+        assert done.returncode != 0
+        said = [line for line in done.stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
+        assert len(said) == 1 and said[0].startswith("local S3: "), done.stderr
+    (scratch_repo.root / ".env").unlink(missing_ok=True)
+
+
+def test_make_clean_removes_the_data_directory_it_is_given_and_nothing_else(scratch_repo):
+    data = scratch_repo.root / 'data "dir"; echo'
+    (data / "buckets").mkdir(parents=True)
+    kept = scratch_repo.root / "data"
+    kept.mkdir()
+
+    done = scratch_repo.make("clean", f"S3_DATA={data.name}")
+
+    assert done.returncode == 0, done.stderr
+    assert not data.exists() and kept.is_dir()
+
+
+# --- hostile template.yaml ------------------------------------------------------
+
+FUNCTION = (
+    "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: lambda_function.handler\n"
+)
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+HOSTILE_TEMPLATES = [
+    ("memory-inf", FUNCTION + "      MemorySize: .inf\n", "MemorySize '.inf' is not a plain decimal"),
+    ("memory-1e400", FUNCTION + "      MemorySize: 1e400\n", "MemorySize '1e400' is not a plain decimal"),
+    ("memory-nan", FUNCTION + "      MemorySize: .nan\n", "MemorySize '.nan'"),
+    ("memory-fraction", FUNCTION + "      MemorySize: 512.5\n", "MemorySize 512.5 is not a whole number"),
+    ("memory-list", FUNCTION + "      MemorySize: [512]\n", "MemorySize must be a single value"),
+    ("timeout-hex", FUNCTION + "      Timeout: 0x10\n", "Timeout '0x10' is not a plain decimal"),
+    ("timeout-octal", FUNCTION + "      Timeout: 0o20\n", "Timeout '0o20'"),
+    ("timeout-sexagesimal", FUNCTION + "      Timeout: 1:30\n", "Timeout '1:30'"),
+    ("timeout-bool", FUNCTION + "      Timeout: true\n", "Timeout True is not a number"),
+    ("variable-name-int", FUNCTION + "      Environment:\n        Variables:\n          1: x\n", "name 1"),
+    ("variable-name-dash", FUNCTION + "      Environment:\n        Variables:\n          A-B: x\n", "name 'A-B'"),
+    ("variable-name-null", FUNCTION + "      Environment:\n        Variables:\n          ~: x\n", "name None"),
+    ("variable-value-list", FUNCTION + "      Environment:\n        Variables:\n          AB: [1]\n", "variable AB"),
+    ("variable-value-map", FUNCTION + "      Environment:\n        Variables:\n          AB: {b: 1}\n", "variable AB"),
+    ("variable-value-null", FUNCTION + "      Environment:\n        Variables:\n          AB:\n", "variable AB"),
+    ("variables-list", FUNCTION + "      Environment:\n        Variables: [A]\n", "must be a mapping"),
+    ("environment-string", FUNCTION + "      Environment: A=1\n", "Fn.Environment must be a mapping"),
+    ("globals-list", "Globals: [1]\n" + FUNCTION, "Globals must be a mapping"),
+    ("globals-function-string", "Globals:\n  Function: x\n" + FUNCTION, "Globals.Function must be a mapping"),
+    ("resources-list", "Resources: [1, 2]\n", "Resources must be a mapping"),
+    ("resources-string", "Resources: x\n", "Resources must be a mapping"),
+    ("parameters-list", "Parameters: [1]\n" + FUNCTION, "Parameters must be a mapping"),
+    ("properties-list", "Resources:\n  Fn:\n    Type: AWS::Lambda::Function\n    Properties: [1]\n", "Properties"),
+    ("handler-sub", FUNCTION.replace("lambda_function.handler", "!Sub '${AWS::Region}.handler'"), "Handler is !Sub"),
+    ("handler-if", FUNCTION.replace("lambda_function.handler", "!If [C, a.b, c.d]"), "Handler is !If"),
+    ("handler-ref-no-default", FUNCTION.replace("lambda_function.handler", "!Ref H"), "Handler is !Ref 'H'"),
+    ("runtime-join", FUNCTION + "      Runtime: !Join ['', [python, '3.13']]\n", "Runtime is !Join"),
+    ("architectures-string", FUNCTION + "      Architectures: arm64\n", "Architectures must be a list"),
+    ("architecture-getatt", FUNCTION + "      Architectures: [!GetAtt X.Y]\n", "is !GetAtt"),
+    ("alias-bomb", ALIAS_BOMB + FUNCTION, "aliases expand to"),
+    ("alias-loop", "a: &a [*a]\n" + FUNCTION, "an alias refers to a node that contains it"),
+    ("deep", "a: " + "[" * 3000 + "]" * 3000 + "\n" + FUNCTION, "template"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"), [case[1:] for case in HOSTILE_TEMPLATES], ids=[case[0] for case in HOSTILE_TEMPLATES]
+)
+def test_invoke_py_refuses_a_hostile_template_with_one_line_and_status_2(tmp_path, text, needle):
+    template = tmp_path / "template.yaml"
+    template.write_text(text)
+
+    done = run("invoke.py", "--template", str(template), "--env-file", os.devnull, timeout=60)
+
+    assert_one_line_error(done, needle)
+
+
+def test_the_alias_bomb_is_small_and_refused_before_it_grows(tmp_path):
+    template = tmp_path / "template.yaml"
+    template.write_text(ALIAS_BOMB + FUNCTION)
+    assert len(ALIAS_BOMB) < 700
+
+    done = run(
+        "-c",
+        "import sys, tracemalloc; from local_dev.template_config import load_template_function as load\n"
+        "tracemalloc.start()\n"
+        "try: load(sys.argv[1])\nexcept Exception as e: print(e)\n"
+        "print(tracemalloc.get_traced_memory()[1])",
+        str(template),
+    )
+
+    said, peak = done.stdout.splitlines()
+    assert "aliases expand to" in said
+    assert int(peak) < 20 << 20  # expanded, it took 1.6 GB
+
+
+# --- Lambda's 4 KB of environment variables ---------------------------------
+
+
+def _env_of_json_size(size: int) -> dict[str, str]:
+    """Variables whose compact JSON ({"BIG":"xx..."}) is exactly ``size`` bytes."""
+    return {"BIG": "x" * (size - len('{"BIG":""}'))}
+
+
+def test_variables_up_to_4_kb_as_lambda_measures_them_are_accepted() -> None:
+    from local_runtime.config import FunctionConfig
+
+    env = _env_of_json_size(4096)
+    assert len(json.dumps(env, separators=(",", ":"))) == 4096
+
+    assert FunctionConfig(name="f", task_root=ROOT, handler="m.f", env=env).env == env
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        _env_of_json_size(4097),
+        {f"VAR_{i:03d}": "v" * 40 for i in range(80)},  # many small ones add up too
+        {"SECRET": "s3cr3t" + "\u00e9" * 2100},  # bytes, not characters: 4,200 in UTF-8 (escaped in JSON)
+    ],
+    ids=["one-byte-over", "many-variables", "non-ascii"],
+)
+def test_variables_over_4_kb_are_refused_with_lambdas_message(env: dict[str, str]) -> None:
+    from local_runtime.config import ConfigurationError, FunctionConfig
+
+    with pytest.raises(ConfigurationError) as refused:
+        FunctionConfig(name="f", task_root=ROOT, handler="m.f", env=env)
+
+    message = str(refused.value)
+    assert message.startswith(
+        "InvalidParameterValueException: Lambda was unable to configure your environment variables because "
+        "the environment variables you have provided exceeded the 4KB limit. String measured: "
+    )
+    assert f"{len(json.dumps(env, separators=(',', ':')))} bytes" in message
+    assert all(value[:12] not in message for value in env.values())  # .env holds secrets: values stay out
+
+
+def test_invoke_py_refuses_variables_over_4_kb_before_starting_anything(tmp_path: Path) -> None:
+    env_vars = tmp_path / "env.json"
+    env_vars.write_text(json.dumps({"pdf-manifest": {"BIG": "y" * 5000}}))
+
+    done = run("invoke.py", "--template", "", "--env-file", os.devnull, "--env-vars", str(env_vars))
+
+    assert_one_line_error(done, "exceeded the 4KB limit. String measured: 5010 bytes")
+    assert "yyyy" not in done.stderr

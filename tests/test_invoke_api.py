@@ -251,6 +251,8 @@ def served() -> Iterator[str]:
             f"{FIXTURES}.whoami",
             "--function-name",
             "whoami",
+            "--log-format",
+            "text",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -13,7 +13,17 @@ import pytest
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
-LAYERS = ("pdf_manifest", "local_runtime", "local_dev", "testkit", "tools", "bench", "reliability", "tests")
+LAYERS = (
+    "pdf_manifest",
+    "local_runtime",
+    "local_dev",
+    "testkit",
+    "lambda_pytest",
+    "tools",
+    "bench",
+    "reliability",
+    "tests",
+)
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:

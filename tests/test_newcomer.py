@@ -198,9 +198,10 @@ def test_invoke_says_which_configuration_runs_and_when_s3_does_not_answer():
     )
 
     assert done.returncode == 0, done.stderr
-    first, second = done.stderr.splitlines()[:2]
+    first, sandbox_line, second = done.stderr.splitlines()[:3]
     assert first.startswith("invoke.py: pdf-manifest (Function in template.yaml): ")
     assert "512 MB, 120 s timeout, arm64" in first
+    assert sandbox_line.startswith("invoke.py: sandbox: ")  # which sandbox and memory method is in force
     assert second.startswith(f"invoke.py: S3_ENDPOINT_URL http://127.0.0.1:{port} does not answer")
 
 

@@ -25,6 +25,7 @@ import requests
 
 from local_runtime.config import FunctionConfig
 from local_runtime.lambda_python import find_interpreter
+from local_runtime.memory_watch import tree
 from local_runtime.pool import EnvironmentPool
 from tests.conftest import ROOT
 from tools import package
@@ -170,8 +171,10 @@ def test_the_unpacked_x86_64_zip_runs_the_whole_job_under_python_3_13_with_its_c
     with EnvironmentPool(config, log_sink=log.append) as pool:
         invocation = pool.invoke(json.dumps({"bucket": bucket, "prefix": prefix}).encode())
         [environment] = pool._idle
-        maps = Path(f"/proc/{environment._process.pid}/maps").read_text()
-        lambda_tmp = Path(environment.tmp_dir)
+        runtime_pid = tree(environment._process.pid)[-1]  # under bwrap's two processes when sandboxed
+        maps = Path(f"/proc/{runtime_pid}/maps").read_text()
+        # The environment's /tmp: a tmpfs seen through the runtime's root in the sandbox, else its temp dir.
+        lambda_tmp = Path(f"/proc/{runtime_pid}/root/tmp") if environment.sandboxed else Path(str(environment.tmp_dir))
         assert list(lambda_tmp.iterdir()) == []
 
     assert log[0] == "INIT_START Runtime Version: python:3.13.local"
@@ -185,6 +188,8 @@ def test_the_unpacked_x86_64_zip_runs_the_whole_job_under_python_3_13_with_its_c
     assert keys == [prefix + "a.pdf", prefix + "b.PDF", prefix + "sub/c.pdf"]
 
     loaded = {Path(line.split()[-1]) for line in maps.splitlines() if line.split()[-1].endswith(".so")}
+    if environment.sandboxed:  # the zip is mounted at /var/task
+        loaded = {task_root / path.relative_to("/var/task") for path in loaded if path.is_relative_to("/var/task")}
     from_zip = {path.relative_to(task_root).parts[0] for path in loaded if path.is_relative_to(task_root)}
     assert {"aiohttp", "multidict", "yarl", "frozenlist", "propcache"} <= from_zip
     assert all("cpython-313-x86_64-linux-gnu" in path.name for path in loaded if path.is_relative_to(task_root))

@@ -46,6 +46,9 @@ OPERATION_ACTIONS = {
     # Presigned GETs make no call from the function; the recipient's GET is
     # authorised with the function role's credentials, so the role needs it.
     "GetObject": "s3:GetObject",
+    # A failed finish reads its manifest's writer token before deleting it;
+    # HeadObject, and a DeleteObject with If-Match: ETag, are authorised by s3:GetObject.
+    "HeadObject": "s3:GetObject",
     # Not called today; mapped ahead for the orphan-upload/manifest cleanups
     # tests/test_faults.py describes. The policy must follow when they land.
     "ListMultipartUploads": "s3:ListBucketMultipartUploads",

@@ -361,6 +361,7 @@ def invoke_payload(args: argparse.Namespace) -> str:
 
 def cmd_invoke(args: argparse.Namespace, runner: Runner) -> int:
     function = args.function_name or stack_output(runner, args.stack_name, args.region, "FunctionName")
+    # An invocation writes a manifest into the account: confirmed like any change.
     runner.run(
         [
             "aws",
@@ -377,7 +378,8 @@ def cmd_invoke(args: argparse.Namespace, runner: Runner) -> int:
             "--payload",
             invoke_payload(args),
             str(args.out),
-        ]
+        ],
+        change=True,
     )
     if args.dry_run:
         runner.say(f"# would print the manifest URL from {args.out}")

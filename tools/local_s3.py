@@ -13,6 +13,14 @@ scripts that talk to it always agree on the keys. The running server is
 recorded in ``<data>/versitygw.json``; ``down`` signals that pid only while it
 is still this versitygw (same binary name, same data directory), so a stale
 record never takes down whatever process reused the number.
+
+The console runs in the browser and calls the S3 API from there, which
+versitygw allows (CORS) from one origin only. A server bound to 127.0.0.1 is
+therefore named ``localhost`` everywhere a person reads or types it: the
+printed addresses, the console's origin and its gateway list, and
+``.env.example``'s ``S3_ENDPOINT_URL``. Its internal IAM (``<data>/iam``)
+answers the console's user pages, which single-root-user mode refuses with a
+red ``XAdminMethodNotSupported`` toast.
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -50,7 +60,7 @@ LOG_FILE = "versitygw.log"
 READY_TIMEOUT_S = 20.0  # a cold start of the 60 MB binary on a busy 2-core machine
 STOP_TIMEOUT_S = 5.0
 FIX_PORTS = (
-    "make up S3_ADDR=127.0.0.1:9100 CONSOLE_ADDR=127.0.0.1:9101 (and S3_ENDPOINT_URL=http://127.0.0.1:9100 in .env)"
+    "make up S3_ADDR=127.0.0.1:9100 CONSOLE_ADDR=127.0.0.1:9101 (and S3_ENDPOINT_URL=http://localhost:9100 in .env)"
 )
 # Loopback only: never through a proxy from the environment.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -79,6 +89,11 @@ class Address:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def browser_url(self) -> str:
+        """The address as people type it: ``localhost`` for 127.0.0.1 (the name .env.example uses)."""
+        return f"http://localhost:{self.port}" if self.host == "127.0.0.1" else self.url
 
 
 @dataclass(frozen=True)
@@ -148,6 +163,7 @@ class Server:
     def __init__(self, data: Path) -> None:
         self.data = data.resolve()
         self.buckets = self.data / "buckets"
+        self.iam = self.data / "iam"  # versitygw's internal IAM: the console's user pages work
         self.state_path = self.data / STATE_FILE
         self.log_path = self.data / LOG_FILE
         self.bridge_state = self.data / BRIDGE_STATE_FILE
@@ -267,18 +283,26 @@ class Server:
     def start(self, binary: Path, s3: Address, console: Address, settings: Settings, webhook: str | None = None) -> int:
         self.check_ports(s3, console)
         self.buckets.mkdir(parents=True, exist_ok=True)
+        self.iam.mkdir(exist_ok=True)
         command = [
             str(binary),
             "--port",
             str(s3),
             "--region",
             settings.region,
+            "--iam-dir",
+            str(self.iam),
             "--webui",
             str(console),
             "--webui-no-tls",
-            # One origin only (a browser rejects a list): the console URL printed below.
+            # One origin only (a browser rejects a list): the console URL printed below, and the
+            # S3 API the console calls by the same name, so the login page shows .env's endpoint.
             "--cors-allow-origin",
-            console.url,
+            console.browser_url,
+            "--webui-gateways",
+            s3.browser_url,
+            "--webui-admin-gateways",
+            s3.browser_url,
             "--health",
             "/health",
             "--keep-alive",
@@ -373,11 +397,14 @@ def ensure_bucket(endpoint: str, settings: Settings) -> bool:
 def endpoint_note(settings: Settings, s3: Address) -> str:
     """A warning when seed/invoke are configured for another server than this one."""
     if not settings.endpoint_url:
-        return f"; set S3_ENDPOINT_URL={s3.url} in .env for make seed / make invoke"
+        return f"; set S3_ENDPOINT_URL={s3.browser_url} in .env for make seed / make invoke"
     parts = urlsplit(settings.endpoint_url)
     same_host = parts.hostname in (s3.host, "localhost" if s3.host in ("127.0.0.1", "::1") else s3.host)
     if parts.port != s3.port or not same_host:
-        return f"; note: S3_ENDPOINT_URL is {settings.endpoint_url}, set it to {s3.url} for make seed / make invoke"
+        return (
+            f"; note: S3_ENDPOINT_URL is {settings.endpoint_url}, set it to {s3.browser_url} "
+            "for make seed / make invoke"
+        )
     return ""
 
 
@@ -425,7 +452,7 @@ def cmd_up(args: argparse.Namespace) -> str:
         f"; uploads notify {webhook}, which invokes the function at {args.invoke_url} (make serve)" if webhook else ""
     )
     return (
-        f"native S3 (versitygw, no Docker) {state}: API {s3.url}, console {console.url}/ "
+        f"native S3 (versitygw, no Docker) {state}: API {s3.browser_url}, console {console.browser_url}/ "
         f"(log in as {settings.access_key} with AWS_SECRET_ACCESS_KEY), {bucket}, data {args.data}/"
         f"{events}{endpoint_note(settings, s3)}"
     )
@@ -465,6 +492,39 @@ def cmd_notification(args: argparse.Namespace) -> str:
     return json.dumps(minio_notification(prefix), separators=(",", ":"))
 
 
+def cmd_env(args: argparse.Namespace) -> str:
+    """Write .env on the first make up: .env.example with random keys, pointing at S3_ADDR; keep an existing one."""
+    env_file, example = Path(args.env_file), Path(args.env_example)
+    if env_file.exists():
+        return ""
+    s3 = Address.parse(args.s3_addr, "S3_ADDR")
+    replaced = new_keys()
+    if str(s3) != "127.0.0.1:9000":
+        replaced["S3_ENDPOINT_URL"] = s3.browser_url  # the name .env.example and the console use
+    lines = [
+        f"{name}={replaced[name]}" if (name := line.partition("=")[0]) in replaced else line
+        for line in example.read_text(encoding="utf-8").splitlines()
+    ]
+    # The keys open the bucket to anyone who can reach the port: readable by this user only.
+    descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return (
+        f"make up: wrote {env_file} from {example} with new random S3 keys "
+        "(make seed / make invoke and the console use them; kept from now on)"
+    )
+
+
+def new_keys() -> dict[str, str]:
+    """A fresh key pair for the local S3 root user, so no page or neighbour can guess it."""
+    upper = string.ascii_uppercase + string.digits
+    mixed = string.ascii_letters + string.digits
+    return {
+        "AWS_ACCESS_KEY_ID": "LOCAL" + "".join(secrets.choice(upper) for _ in range(15)),
+        "AWS_SECRET_ACCESS_KEY": "".join(secrets.choice(mixed) for _ in range(40)),
+    }
+
+
 def cmd_down(args: argparse.Namespace) -> str:
     server = Server(Path(args.data))
     legacy = server.legacy_pid()
@@ -496,8 +556,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     up.add_argument("--binary", required=True, help="the versitygw binary (make s3-verifier prints its path)")
     up.add_argument("--s3-addr", default="127.0.0.1:9000", help="S3 API address (default: %(default)s)")
     up.add_argument("--console-addr", default="127.0.0.1:9001", help="web console address (default: %(default)s)")
-    up.add_argument("--env-file", default=".env", help="dotenv file (default: %(default)s; missing is fine)")
-    up.add_argument("--env-example", default=".env.example", help="fallback dotenv file (default: %(default)s)")
     up.add_argument(
         "--bridge-addr",
         default="127.0.0.1:9010",
@@ -510,8 +568,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bridge.add_argument("--bridge-addr", default="127.0.0.1:9010", help="the bridge's address (default: %(default)s)")
     bridge.add_argument("--allow-host", action="append", default=[], help="a Host the S3 server's webhook sends")
     notification = commands.add_parser("notification", help="print MinIO's bucket notification (the trigger's rules)")
-    notification.add_argument("--env-file", default=".env")
-    notification.add_argument("--env-example", default=".env.example")
+    env = commands.add_parser("env", help="write .env from .env.example unless it exists (make up runs it first)")
+    env.add_argument("--s3-addr", default=os.environ.get("S3_ADDR") or "127.0.0.1:9000", help="S3 API address")
+    for command in (up, env, notification):
+        command.add_argument("--env-file", default=".env", help="dotenv file (default: %(default)s; missing is fine)")
+        command.add_argument("--env-example", default=".env.example", help="fallback dotenv (default: %(default)s)")
     down = commands.add_parser("down", help="stop the server started from --data (its pid only), and the bridge")
     for command in (up, bridge, down):
         command.add_argument("--data", default=".s3-data", help="data directory (default: %(default)s)")
@@ -521,8 +582,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        commands = {"up": cmd_up, "bridge": cmd_bridge, "notification": cmd_notification, "down": cmd_down}
-        print(commands[args.command](args), flush=True)
+        commands = {"up": cmd_up, "bridge": cmd_bridge, "notification": cmd_notification, "env": cmd_env}
+        commands["down"] = cmd_down
+        said = commands[args.command](args)
+        if said:
+            print(said, flush=True)
     except LocalS3Error as error:
         print(f"local S3: {error}", file=sys.stderr)
         return 1
