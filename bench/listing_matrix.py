@@ -169,7 +169,9 @@ def latency(upstream: str, ms: int) -> Iterator[str]:
         process.wait(30)
 
 
-def run_child(mode: str, endpoint: str, credentials: dict[str, str], cap: float) -> dict[str, Any]:
+def run_child(
+    mode: str, endpoint: str, credentials: dict[str, str], cap: float, profile: Path | None = None
+) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
     env.update(CHILD_ENV)
     if credentials:  # versitygw: its root user, no session token
@@ -180,6 +182,8 @@ def run_child(mode: str, endpoint: str, credentials: dict[str, str], cap: float)
         {"TMPDIR": tmp, "S3_ENDPOINT_URL": endpoint, "BUCKET_NAME": BUCKET, "ALLOWED_BUCKETS": BUCKET, "PREFIX": PREFIX}
     )
     command = [sys.executable, str(ROOT / "bench" / "scan_bench.py"), "--child", mode, "--endpoint", endpoint]
+    if profile is not None and mode == "handler":  # cProfile slows it: its times are not the table's
+        command[1:1] = ["-m", "cProfile", "-o", str(profile)]
     try:
         done = subprocess.run(
             [*command, "--bucket", BUCKET], env=env, cwd=ROOT, capture_output=True, text=True, timeout=cap
@@ -207,8 +211,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     print(f"{name} {layout} {count:,}: seeded in {time.perf_counter() - started:.0f} s", flush=True)
                     for ms in args.latency_ms:
                         with latency(endpoint, ms) as url:
-                            for mode in ("list", "handler"):
-                                result = run_child(mode, url, credentials, args.cap)
+                            for mode in args.modes:
+                                result = run_child(mode, url, credentials, args.cap, args.profile)
                                 row = {"server": name, "layout": layout, "keys": count, "latency_ms": ms, "mode": mode}
                                 row.update(result)
                                 row["load_average"] = os.getloadavg()[0]
@@ -283,9 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layouts", nargs="*", choices=("flat", "folders"), default=["flat", "folders"])
     parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000])
     parser.add_argument("--latency-ms", nargs="*", type=int, default=list(LATENCIES_MS))
+    parser.add_argument("--modes", nargs="*", choices=("list", "handler"), default=["list", "handler"])
     parser.add_argument("--moto-max", type=int, default=10_000, help="largest size run on moto (default: %(default)s)")
     parser.add_argument("--cap", type=float, default=900.0, help="seconds one run may take")
     parser.add_argument("--json", type=Path, default=results_dir() / "listing" / "matrix.json")
+    parser.add_argument("--profile", type=Path, help="run the handler under cProfile, stats to this file")
     parser.add_argument("--report", type=Path, help="print the table of an earlier run and stop")
     parser.add_argument("--serve-moto", nargs=2, metavar=("COUNT", "LAYOUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
