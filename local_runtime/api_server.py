@@ -8,10 +8,12 @@ Each function owns an :class:`EnvironmentPool`, so concurrent requests scale
 out to new environments exactly as Lambda does.
 
 HTTP itself is aiohttp's web server, not hand-written parsing: it validates
-``Content-Length``, decodes chunked bodies, refuses malformed requests, and
-after an early answer (404, 413) it reads and discards what is left of the body
-for a bounded time or closes the connection, so a keep-alive client's next
-request is never parsed out of the previous one's body. This module adds what
+``Content-Length``, decodes chunked bodies, refuses malformed requests (in
+Lambda's error shape here, see :class:`_LambdaShapedErrors`), and after an
+early answer (404, 413) it reads and discards what is left of the body for a
+bounded time or closes the connection, so a keep-alive client's next request is
+never parsed out of the previous one's body. Only HTTP/1.0 and 1.1 are served
+(:func:`_http1_only`). This module adds what
 Lambda adds on top: payload limits checked before a byte of the body is read,
 JSON and client contexts checked before an environment sees them, function
 names and qualifiers checked the way the service checks them, a cap on open
@@ -35,14 +37,16 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11, RawRequestMessage
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
 
 from local_runtime import logs
 from local_runtime.config import ACCOUNT_ID
@@ -258,24 +262,24 @@ class InvokeApi:
         for name, pool in self.pools.items():
             self._event_queues[name] = _EventQueue(pool, self)
         app = web.Application(client_max_size=SYNC_PAYLOAD_LIMIT + 1)
-        app.router.add_route("*", "/{tail:.*}", self._handle, expect_handler=self._expect)
-        runner = web.AppRunner(
-            app,
-            access_log=None,
-            keepalive_timeout=self.idle_timeout_s,  # also closes a connection that never sends a whole request
-            lingering_time=self.linger_s,
-            handle_signals=False,
-        )
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle, expect_handler=self._expect)
+        connection_options: dict[str, Any] = {
+            "access_log": None,
+            "keepalive_timeout": self.idle_timeout_s,  # also closes a connection that never sends a whole request
+            "lingering_time": self.linger_s,
+        }
+        runner = web.AppRunner(app, handle_signals=False, **connection_options)
         await runner.setup()
         factory = runner.server
         assert factory is not None
+        factory.request_factory = _http1_only(factory.request_factory)
 
         def capped() -> asyncio.Protocol:
             if self._closing:
                 return _Refused()
             if len(factory.connections) >= self.max_connections and not self._evict():
                 return _Refused()
-            return _Connection(factory(), self)
+            return _Connection(_LambdaShapedErrors(factory, loop=loop, **connection_options), self)
 
         server = await loop.create_server(capped, sock=self._sock, backlog=self.max_connections)
         self._ready.set()
@@ -346,7 +350,23 @@ class InvokeApi:
     # -- requests ------------------------------------------------------------
 
     def _guard(self, request: web.Request) -> None:
-        """Refuse what no SDK sends (a browser's request, a foreign Host): see :mod:`local_runtime.http_guard`."""
+        """Refuse what no SDK sends: another HTTP than 1.x, an HTTP/1.0 body of unknown length, a browser's
+        request or a foreign Host (see :mod:`local_runtime.http_guard`)."""
+        claimed = request.get(_CLAIMED_VERSION, request.version)
+        if claimed < HttpVersion10:  # a request line without a version (HTTP/0.9): no headers can be trusted
+            raise ApiError(400, "InvalidRequestContentException", "The request line names no HTTP version", close=True)
+        if claimed > HttpVersion11:
+            raise ApiError(
+                505,
+                "HttpVersionNotSupportedException",
+                f"HTTP/{claimed.major}.{claimed.minor} is not supported: the Invoke API speaks HTTP/1.1",
+                close=True,
+            )
+        if claimed == HttpVersion10 and request.method == "POST" and request.content_length is None:
+            # HTTP/1.0 has no chunked bodies: without a length the body runs to a close the client may never send.
+            raise ApiError(
+                400, "InvalidRequestContentException", "An HTTP/1.0 request must declare its Content-Length", close=True
+            )
         reason = refusal(request, self.allowed_hosts)
         if reason is not None:
             log_refusal("Invoke API", request, reason)
@@ -673,6 +693,63 @@ def _client_context(raw: str | None) -> dict[str, Any] | None:
             f"Client context must be a valid Base64-encoded JSON object, got a JSON {type(value).__name__}",
         )
     return value
+
+
+_CLAIMED_VERSION = web.RequestKey("claimed_version", HttpVersion)
+_RequestFactory = Callable[[RawRequestMessage, Any, RequestHandler, Any, "asyncio.Task[None]"], web.BaseRequest]
+
+
+def _http1_only(make_request: _RequestFactory) -> _RequestFactory:
+    """Requests as aiohttp builds them, with any version but HTTP/1.0 and 1.1 answered as HTTP/1.1.
+
+    aiohttp's parser takes a request line without a version as HTTP/0.9 and
+    accepts ``HTTP/2.0``, and would answer each in its own framing. Here such a
+    request is handled as an HTTP/1.1 one that closes the connection, and the
+    version it claimed is kept on the request (``_CLAIMED_VERSION``), for
+    :meth:`InvokeApi._guard` to refuse it (400 or 505) before anything runs.
+    """
+
+    def make(
+        message: RawRequestMessage, payload: Any, protocol: RequestHandler, writer: Any, task: asyncio.Task[None]
+    ) -> web.BaseRequest:
+        claimed = message.version
+        if claimed not in (HttpVersion10, HttpVersion11):
+            message = message._replace(version=HttpVersion11, should_close=True)
+        request = make_request(message, payload, protocol, writer, task)
+        request[_CLAIMED_VERSION] = claimed
+        return request
+
+    return make
+
+
+class _LambdaShapedErrors(RequestHandler):
+    """aiohttp's connection handler, answering what its parser refuses in Lambda's error shape.
+
+    A request aiohttp cannot parse (a bad request line, header or length, data
+    after ``Connection: close``) never reaches :meth:`InvokeApi._handle`:
+    aiohttp answers it from ``handle_error`` in plain text. Its own method
+    still logs (or raises when an answer has begun); the answer becomes the
+    same status as JSON with ``x-amzn-ErrorType``, and the connection closes.
+    """
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)
+        if status >= 500:
+            error = ApiError(status, "ServiceException", "The local Invoke API failed; see its log", Type="Service")
+        else:
+            detail = shown(message or str(exc or "malformed request"), 200)
+            error = ApiError(status, "InvalidRequestContentException", f"Malformed HTTP request: {detail}")
+        answer = _error_response(error, str(uuid.uuid4()))
+        answer.force_close()
+        return answer
 
 
 def _error_response(error: ApiError, request_id: str) -> web.Response:
