@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from local_runtime import peers
 from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
@@ -96,7 +97,8 @@ def _say_unchecked(why: str) -> None:
 
 
 def _error(status: int, error_type: str, message: str) -> web.Response:
-    body = json.dumps({"errorMessage": message, "errorType": error_type}) + "\n"
+    # No newline after the JSON: awslambdaric prints a refusal's body inside its own log line.
+    body = json.dumps({"errorMessage": message, "errorType": error_type})
     return web.Response(status=status, text=body, content_type="application/json")
 
 
@@ -298,6 +300,17 @@ class RuntimeApi:
             invocation = await self._waiting  # no timeout: the environment may idle for long
         return web.Response(body=invocation.payload, headers=invocation.headers())
 
+    async def _read(self, request: web.Request, request_id: str = "") -> bytes | web.Response:
+        """The call's whole body, or the refusal of a body cut short.
+
+        A runtime ended mid-post (the function timed out while it sent a slow
+        ``/response``) cuts its connection: that is no news for the log.
+        """
+        try:
+            return await request.read()
+        except (ConnectionError, HttpProcessingError):
+            return self._reject(400, "InvalidRequestContentException", "The body was cut short", request_id)
+
     def _check_answer(self, request_id: str) -> web.Response | None:
         """400 for an id that is not the current invocation's, 403 for a second answer."""
         current = self._current
@@ -319,9 +332,11 @@ class RuntimeApi:
         if refused is not None:
             return refused
         try:
-            body: bytes | None = await request.read()
+            body: bytes | web.Response | None = await self._read(request, request_id)
         except web.HTTPRequestEntityTooLarge:  # beyond what the server reads at all: too large either way
             body = None
+        if isinstance(body, web.Response):
+            return body
         self._answered.add(request_id)
         if body is None or len(body) > MAX_RESPONSE_BYTES:
             self.events.put(RuntimeEvent("too_large", request_id))
@@ -336,7 +351,9 @@ class RuntimeApi:
         refused = self._check_answer(request_id)
         if refused is not None:
             return refused
-        body = await request.read()
+        body = await self._read(request, request_id)
+        if isinstance(body, web.Response):
+            return body
         self._answered.add(request_id)
         self.events.put(RuntimeEvent("error", request_id, body, request.headers.get(_ERROR_TYPE)))
         return _accepted()
@@ -348,7 +365,9 @@ class RuntimeApi:
                 "InvalidStateTransition",
                 "State transition from Ready to InitError failed for runtime. Error: State transition is not allowed",
             )
-        body = await request.read()
+        body = await self._read(request)
+        if isinstance(body, web.Response):
+            return body
         self._init_failed = True
         self.events.put(RuntimeEvent("init_error", body=body, error_type=request.headers.get(_ERROR_TYPE)))
         return _accepted()
