@@ -48,7 +48,14 @@ from local_runtime.config import FunctionConfig, new_log_stream_name, process_en
 from local_runtime.debugger import DebugClock
 from local_runtime.lambda_python import check_runtime_installed, find_interpreter
 from local_runtime.memory_watch import MemoryWatch, make_cgroup, remove_cgroup
-from local_runtime.runtime_api import MAX_RESPONSE_BYTES, InvocationRequest, RuntimeApi, RuntimeEvent
+from local_runtime.runtime_api import (
+    ANSWERS,
+    MAX_RESPONSE_BYTES,
+    EventKind,
+    InvocationRequest,
+    RuntimeApi,
+    RuntimeEvent,
+)
 
 LogSink = Callable[[str], None]
 # Inits that may run at once: one per core. Shared by every pool in the process.
@@ -174,12 +181,12 @@ class ExecutionEnvironment:
             event = self._next_event(deadline)
             if event is None:
                 return _InitOutcome.TIMEOUT
-            if event.kind == "next":
+            if event.kind is EventKind.NEXT:
                 return _InitOutcome.READY
-            if event.kind == "init_error":
+            if event.kind is EventKind.INIT_ERROR:
                 self._drain_logs()
                 return _error_payload(event.body, event.error_type)
-            if event.kind == "exit":
+            if event.kind is EventKind.EXIT:
                 self._drain_logs()
                 return self._exit_error("")
             self._note_rejected(event)
@@ -268,7 +275,7 @@ class ExecutionEnvironment:
                 try:  # anything it posted before exiting is already queued
                     return api.events.get_nowait()
                 except queue.Empty:
-                    return RuntimeEvent("exit")
+                    return RuntimeEvent(EventKind.EXIT)
 
     def _note_rejected(self, event: RuntimeEvent) -> None:
         """A call the Runtime API refused: one line in the log, the invocation goes on."""
@@ -354,11 +361,11 @@ class ExecutionEnvironment:
             event = self._next_event(deadline)
             if event is None:
                 return self._timed_out(request_id, started, init_ms, suppressed)
-            if event.kind in ("response", "error", "too_large"):
+            if event.kind in ANSWERS:
                 answer = event
-            elif event.kind == "next" and answer is not None:
+            elif event.kind is EventKind.NEXT and answer is not None:
                 break  # the runtime asks for more work: this invocation is over
-            elif event.kind == "exit":
+            elif event.kind is EventKind.EXIT:
                 if answer is None:
                     self._drain_logs()
                     error = self._exit_error(request_id)
@@ -380,7 +387,7 @@ class ExecutionEnvironment:
             # debugger, whose adapter thread must keep answering the editor between invocations.
             self._watch.freeze()
         body, error_type = answer.body, None
-        if answer.kind == "too_large":
+        if answer.kind is EventKind.TOO_LARGE:
             error_type = "Function.ResponseSizeTooLarge"
             body = json.dumps(
                 {
@@ -389,7 +396,7 @@ class ExecutionEnvironment:
                     f"({MAX_RESPONSE_BYTES} bytes).",
                 }
             ).encode("utf-8")
-        elif answer.kind == "error":
+        elif answer.kind is EventKind.ERROR:
             error_type = _error_type(answer.body, answer.error_type)
         report = logs.Report(
             request_id=request_id,
@@ -399,7 +406,7 @@ class ExecutionEnvironment:
             init_duration_ms=init_ms,
             status="success" if error_type is None else "error",
             error_type=error_type,
-            platform_failure=answer.kind == "too_large",
+            platform_failure=answer.kind is EventKind.TOO_LARGE,
             suppressed_init=suppressed,
         )
         return self._finish(request_id, body, report)

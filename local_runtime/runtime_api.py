@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import queue
@@ -73,16 +74,26 @@ class InvocationRequest:
         return headers
 
 
+class EventKind(enum.Enum):
+    """What a :class:`RuntimeEvent` reports."""
+
+    NEXT = "next"  # asked for work: init, or the previous invocation, is over
+    RESPONSE = "response"
+    ERROR = "error"  # the function's error, posted to /invocation/{id}/error
+    TOO_LARGE = "too_large"  # a response over MAX_RESPONSE_BYTES
+    INIT_ERROR = "init_error"
+    REJECTED = "rejected"  # a call the API refused; the event's detail says why
+    EXIT = "exit"  # the process is gone (the environment notices this, not the API)
+
+
+ANSWERS = frozenset({EventKind.RESPONSE, EventKind.ERROR, EventKind.TOO_LARGE})  # what ends an invocation's wait
+
+
 @dataclass(frozen=True)
 class RuntimeEvent:
-    """One thing the runtime did, for the service side.
+    """One thing the runtime did, for the service side."""
 
-    ``kind`` is ``next`` (asked for work: init or the previous invocation is
-    over), ``response``, ``error``, ``too_large`` (a response over the limit),
-    ``init_error`` or ``rejected`` (a call the API refused; ``detail`` says why).
-    """
-
-    kind: str
+    kind: EventKind
     request_id: str = ""
     body: bytes = b""
     error_type: str | None = None
@@ -266,7 +277,7 @@ class RuntimeApi:
             self._pending = request
 
     def _reject(self, status: int, error_type: str, message: str, request_id: str = "") -> web.Response:
-        self.events.put(RuntimeEvent("rejected", request_id, detail=f"{status} {error_type}: {message}"))
+        self.events.put(RuntimeEvent(EventKind.REJECTED, request_id, detail=f"{status} {error_type}: {message}"))
         return _error(status, error_type, message)
 
     async def _next(self, request: web.Request) -> web.StreamResponse:
@@ -291,7 +302,7 @@ class RuntimeApi:
             # Asking again before answering: Lambda hands out the same event again.
             return web.Response(body=current.payload, headers=current.headers())
         self._initialised = True
-        self.events.put(RuntimeEvent("next"))
+        self.events.put(RuntimeEvent(EventKind.NEXT))
         if self._pending is not None:
             invocation, self._pending = self._pending, None
         else:
@@ -339,11 +350,11 @@ class RuntimeApi:
             return body
         self._answered.add(request_id)
         if body is None or len(body) > MAX_RESPONSE_BYTES:
-            self.events.put(RuntimeEvent("too_large", request_id))
+            self.events.put(RuntimeEvent(EventKind.TOO_LARGE, request_id))
             return _error(
                 413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
             )
-        self.events.put(RuntimeEvent("response", request_id, body))
+        self.events.put(RuntimeEvent(EventKind.RESPONSE, request_id, body))
         return _accepted()
 
     async def _invocation_error(self, request: web.Request) -> web.StreamResponse:
@@ -355,7 +366,7 @@ class RuntimeApi:
         if isinstance(body, web.Response):
             return body
         self._answered.add(request_id)
-        self.events.put(RuntimeEvent("error", request_id, body, request.headers.get(_ERROR_TYPE)))
+        self.events.put(RuntimeEvent(EventKind.ERROR, request_id, body, request.headers.get(_ERROR_TYPE)))
         return _accepted()
 
     async def _init_error(self, request: web.Request) -> web.StreamResponse:
@@ -369,5 +380,5 @@ class RuntimeApi:
         if isinstance(body, web.Response):
             return body
         self._init_failed = True
-        self.events.put(RuntimeEvent("init_error", body=body, error_type=request.headers.get(_ERROR_TYPE)))
+        self.events.put(RuntimeEvent(EventKind.INIT_ERROR, body=body, error_type=request.headers.get(_ERROR_TYPE)))
         return _accepted()
