@@ -49,6 +49,21 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
 from local_runtime import logs
+from local_runtime.api_errors import (
+    AccessDeniedException,
+    ApiError,
+    ExpectationFailed,
+    HttpVersionNotSupportedException,
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    RequestEntityTooLargeException,
+    RequestTimeoutException,
+    ResourceNotFoundException,
+    ServiceException,
+    TooManyRequestsException,
+    UnknownOperationException,
+    ValidationException,
+)
 from local_runtime.config import ACCOUNT_ID
 from local_runtime.environment import Invocation
 from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
@@ -90,18 +105,6 @@ logging.getLogger("aiohttp.server").addFilter(_QuietMalformedRequests())
 _log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """An error the Invoke API itself returns (not a function error)."""
-
-    def __init__(self, status: int, error_type: str, message: str, *, close: bool = False, **extra: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.close = close  # the body was not (fully) read: the connection cannot carry another request
-        self.extra = extra
-
-
 def shown(value: str, limit: int = SHOWN_CHARS) -> str:
     """A hostile value as an error message may quote it: bounded, and printable."""
     text = value if len(value) <= limit else value[:limit] + f"...({len(value)} chars)"
@@ -113,10 +116,8 @@ def log_tail(log: str, limit: int = logs.TAIL_BYTES) -> str:
     return base64.b64encode(log.encode("utf-8", "replace")[-limit:]).decode("ascii")
 
 
-def _validation_error(value: str, field: str, constraint: str) -> ApiError:
-    return ApiError(
-        400,
-        "ValidationException",
+def _validation_error(value: str, field: str, constraint: str) -> ValidationException:
+    return ValidationException(
         f"1 validation error detected: Value '{shown(value)}' at '{field}' failed to satisfy constraint: {constraint}",
     )
 
@@ -354,25 +355,19 @@ class InvokeApi:
         request or a foreign Host (see :mod:`local_runtime.http_guard`)."""
         claimed = request.get(_CLAIMED_VERSION, request.version)
         if claimed < HttpVersion10:  # a request line without a version (HTTP/0.9): no headers can be trusted
-            raise ApiError(400, "InvalidRequestContentException", "The request line names no HTTP version", close=True)
+            raise InvalidRequestContentException("The request line names no HTTP version", close=True)
         if claimed > HttpVersion11:
-            raise ApiError(
-                505,
-                "HttpVersionNotSupportedException",
+            raise HttpVersionNotSupportedException(
                 f"HTTP/{claimed.major}.{claimed.minor} is not supported: the Invoke API speaks HTTP/1.1",
                 close=True,
             )
         if claimed == HttpVersion10 and request.method == "POST" and request.content_length is None:
             # HTTP/1.0 has no chunked bodies: without a length the body runs to a close the client may never send.
-            raise ApiError(
-                400, "InvalidRequestContentException", "An HTTP/1.0 request must declare its Content-Length", close=True
-            )
+            raise InvalidRequestContentException("An HTTP/1.0 request must declare its Content-Length", close=True)
         reason = refusal(request, self.allowed_hosts)
         if reason is not None:
             log_refusal("Invoke API", request, reason)
-            raise ApiError(
-                403,
-                "AccessDeniedException",
+            raise AccessDeniedException(
                 f"The local Invoke API refused {reason}: it answers only SDK and CLI clients on its own address",
                 Type="User",
             )
@@ -387,7 +382,7 @@ class InvokeApi:
         except ApiError as error:
             return _error_response(error, str(uuid.uuid4()))
         if request.headers.get("Expect", "").lower() != "100-continue":
-            return _error_response(ApiError(417, "ExpectationFailed", "Unsupported Expect header", close=True), "")
+            return _error_response(ExpectationFailed("Unsupported Expect header", close=True), "")
         limit = _limit_for(request.headers.get("X-Amz-Invocation-Type", "RequestResponse"))
         if request.content_length is not None and request.content_length > limit:
             return _error_response(_too_large(limit, close=True), str(uuid.uuid4()))
@@ -405,8 +400,7 @@ class InvokeApi:
             return _error_response(error, request_id)
         except Exception:  # noqa: BLE001 - a bug here must still answer in Lambda's shape, the next request in step
             _log.exception("Invoke API failed on request %s", request_id)
-            failure = ApiError(500, "ServiceException", "The local Invoke API failed; see its log", Type="Service")
-            return _error_response(failure, request_id)
+            return _error_response(ServiceException("The local Invoke API failed; see its log"), request_id)
         finally:
             if connection is not None:
                 connection.answered()
@@ -415,15 +409,13 @@ class InvokeApi:
         self._guard(request)
         path = request.rel_url.raw_path
         if request.method != "POST" or not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
-            raise ApiError(404, "UnknownOperationException", "Unknown operation", Type="User")
+            raise UnknownOperationException("Unknown operation")
         if self._closing:
-            raise ApiError(503, "ServiceException", "The local Invoke API is shutting down", Type="Service", close=True)
+            raise _shutting_down()
         pool = self.pool_for(unquote(path[len(_PREFIX) : -len(_SUFFIX)]), request.query)
         invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if invocation_type not in _INVOCATION_TYPES:
-            raise ApiError(
-                400, "InvalidParameterValueException", f"Unsupported invocation type {shown(invocation_type)}"
-            )
+            raise InvalidParameterValueException(f"Unsupported invocation type {shown(invocation_type)}")
         connection = self._connection(request)
         deadline = connection.deadline + 1.0 if connection else None  # the connection answers first; a backstop
         body = await _read_body(request, _limit_for(invocation_type), deadline)
@@ -433,9 +425,7 @@ class InvokeApi:
             if body.strip():
                 parse_json_document(body, "payload")
         except ValueError as exc:
-            raise ApiError(
-                400,
-                "InvalidRequestContentException",
+            raise InvalidRequestContentException(
                 f"Could not parse request body into json: Could not parse payload into json: {shown(str(exc), 200)}",
             ) from None
         payload = body if body.strip() else b"{}"
@@ -454,13 +444,9 @@ class InvokeApi:
                 lambda: pool.invoke(payload, request_id=request_id, client_context=client_context, tenant_id=tenant_id),
             )
         except TooManyRequestsError:
-            raise ApiError(
-                429, "TooManyRequestsException", "Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded"
-            ) from None
+            raise TooManyRequestsException("Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded") from None
         except RuntimeError:  # the pool closed under it: the server is shutting down
-            raise ApiError(
-                503, "ServiceException", "The local Invoke API is shutting down", Type="Service", close=True
-            ) from None
+            raise _shutting_down() from None
         finally:
             self._in_flight -= 1
         return _invocation_response(invocation, request.headers.get("X-Amz-Log-Type") == "Tail")
@@ -471,34 +457,26 @@ class InvokeApi:
         if "Qualifier" in query:
             from_query = check_qualifier(query.get("Qualifier", ""))
             if qualifier is not None and qualifier != from_query:
-                raise ApiError(
-                    400,
-                    "InvalidParameterValueException",
+                raise InvalidParameterValueException(
                     "The derived qualifier from the function name does not match the specified qualifier.",
                 )
             qualifier = from_query
         pool = self.pools.get(name)
         home_region = pool.config.region if pool else next(iter(self.pools.values())).config.region
         if region is not None and region != home_region:
-            raise ApiError(
-                404,
-                "ResourceNotFoundException",
-                f"Functions from '{region}' are not reachable in this region ('{home_region}')",
-                Type="User",
+            raise ResourceNotFoundException(
+                f"Functions from '{region}' are not reachable in this region ('{home_region}')"
             )
         arn = f"arn:aws:lambda:{home_region}:{account or ACCOUNT_ID}:function:{name}"
         if account is not None and account != ACCOUNT_ID:
-            raise ApiError(
-                403,
-                "AccessDeniedException",
+            raise AccessDeniedException(
                 f"User: arn:aws:iam::{ACCOUNT_ID}:user/local is not authorized to perform: "
                 f"lambda:InvokeFunction on resource: {arn} because no resource-based policy allows "
-                "the lambda:InvokeFunction action",
-                Type="User",
+                "the lambda:InvokeFunction action"
             )
         if pool is None or qualifier not in (None, "$LATEST"):
             suffix = f":{qualifier}" if qualifier else ""
-            raise ApiError(404, "ResourceNotFoundException", f"Function not found: {arn}{suffix}", Type="User")
+            raise ResourceNotFoundException(f"Function not found: {arn}{suffix}")
         return pool
 
 
@@ -543,9 +521,7 @@ class _EventQueue:
             self._queue.qsize() >= self._api.event_queue_max
             or self._bytes + len(event.payload) > self._api.event_queue_bytes
         ):
-            raise ApiError(
-                429,
-                "TooManyRequestsException",
+            raise TooManyRequestsException(
                 f"Rate Exceeded. The function's queue of Event invocations is full "
                 f"({self._queue.qsize()} waiting, {self._bytes} bytes)",
                 Reason="FunctionInvocationRateLimitExceeded",
@@ -611,10 +587,8 @@ def _limit_for(invocation_type: str) -> int:
     return ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
 
 
-def _too_large(limit: int, close: bool = False) -> ApiError:
-    return ApiError(
-        413,
-        "RequestEntityTooLargeException",
+def _too_large(limit: int, close: bool = False) -> RequestEntityTooLargeException:
+    return RequestEntityTooLargeException(
         f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
         close=close,
     )
@@ -642,14 +616,12 @@ async def _read_body(request: web.Request, limit: int, deadline: float | None = 
         raise _read_timeout(len(body)) from None
     except (HttpProcessingError, ConnectionError, asyncio.IncompleteReadError, RuntimeError) as exc:
         # RuntimeError: aiohttp's "Connection closed." once the connection is gone (closed at its deadline)
-        raise ApiError(400, "InvalidRequestContentException", f"Incomplete request body: {exc}", close=True) from None
+        raise InvalidRequestContentException(f"Incomplete request body: {exc}", close=True) from None
     return bytes(body)
 
 
-def _read_timeout(received: int) -> ApiError:
-    return ApiError(
-        408,
-        "RequestTimeoutException",
+def _read_timeout(received: int) -> RequestTimeoutException:
+    return RequestTimeoutException(
         f"The request was not received in time (its body stopped after {received} bytes); send it again",
         close=True,
     )
@@ -664,7 +636,7 @@ def _tenant_id(raw: str | None) -> str | None:
     if raw is None:
         return None
     if not _TENANT_ID.fullmatch(raw):
-        raise ApiError(400, "InvalidParameterValueException", f"Invalid tenant id {shown(raw)}")
+        raise InvalidParameterValueException(f"Invalid tenant id {shown(raw)}")
     return raw
 
 
@@ -673,23 +645,17 @@ def _client_context(raw: str | None) -> dict[str, Any] | None:
     if not raw:
         return None
     if len(raw) > CLIENT_CONTEXT_LIMIT:
-        raise ApiError(
-            400,
-            "InvalidRequestContentException",
+        raise InvalidRequestContentException(
             f"Client context must be at most {CLIENT_CONTEXT_LIMIT} bytes of base64, got {len(raw)}",
         )
     try:
         value = parse_json_document(base64.b64decode(raw, validate=True), "client context")
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(
-            400,
-            "InvalidRequestContentException",
+        raise InvalidRequestContentException(
             f"Client context must be a valid Base64-encoded JSON object: {shown(str(exc), 200)}",
         ) from None
     if not isinstance(value, dict):
-        raise ApiError(
-            400,
-            "InvalidRequestContentException",
+        raise InvalidRequestContentException(
             f"Client context must be a valid Base64-encoded JSON object, got a JSON {type(value).__name__}",
         )
     return value
@@ -743,20 +709,23 @@ class _LambdaShapedErrors(RequestHandler):
     ) -> web.StreamResponse:
         super().handle_error(request, status, exc, message)
         if status >= 500:
-            error = ApiError(status, "ServiceException", "The local Invoke API failed; see its log", Type="Service")
+            error: ApiError = ServiceException("The local Invoke API failed; see its log", status=status)
         else:
             detail = shown(message or str(exc or "malformed request"), 200)
-            error = ApiError(status, "InvalidRequestContentException", f"Malformed HTTP request: {detail}")
+            error = InvalidRequestContentException(f"Malformed HTTP request: {detail}", status=status)
         answer = _error_response(error, str(uuid.uuid4()))
         answer.force_close()
         return answer
 
 
+def _shutting_down() -> ServiceException:
+    return ServiceException("The local Invoke API is shutting down", status=503, close=True)
+
+
 def _error_response(error: ApiError, request_id: str) -> web.Response:
-    body = {"Type": error.extra.get("Type", "User"), "message": error.message, **error.extra}
     response = web.Response(
         status=error.status,
-        body=json.dumps(body).encode("utf-8"),
+        body=json.dumps(error.body()).encode("utf-8"),
         content_type="application/json",
         headers={"x-amzn-ErrorType": error.error_type, "x-amzn-RequestId": request_id},
     )
