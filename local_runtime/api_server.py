@@ -83,6 +83,10 @@ SHOWN_CHARS = 64  # how much of a hostile value an error message echoes
 
 _PREFIX = "/2015-03-31/functions/"
 _SUFFIX = "/invocations"
+# The routing table's patterns match any character, so that every name (empty, with a slash, with a
+# control character) reaches the service's own name check, and every other request the catch-all.
+_INVOCATIONS_ROUTE = _PREFIX + r"{name:[\s\S]*}" + _SUFFIX
+_ANY_OTHER_ROUTE = r"/{tail:[\s\S]*}"
 # Botocore's model of the Invoke API: FunctionName and Qualifier (service-2.json).
 _FUNCTION_NAME_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?"
@@ -262,8 +266,13 @@ class InvokeApi:
                 loop.add_signal_handler(signum, self._stop.set)
         for name, pool in self.pools.items():
             self._event_queues[name] = _EventQueue(pool, self)
-        app = web.Application(client_max_size=SYNC_PAYLOAD_LIMIT + 1)
-        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle, expect_handler=self._expect)
+        app = web.Application(client_max_size=SYNC_PAYLOAD_LIMIT + 1, middlewares=[self._lambda_shaped])
+        app.add_routes(
+            [
+                web.post(_INVOCATIONS_ROUTE, self._invoke, expect_handler=self._expect),
+                web.route("*", _ANY_OTHER_ROUTE, _unknown_operation, expect_handler=self._expect),
+            ]
+        )
         connection_options: dict[str, Any] = {
             "access_log": None,
             "keepalive_timeout": self.idle_timeout_s,  # also closes a connection that never sends a whole request
@@ -389,13 +398,18 @@ class InvokeApi:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    @web.middleware
+    async def _lambda_shaped(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Around every route: the guard first, and any error answered in Lambda's shape."""
         request_id = str(uuid.uuid4())
+        request[_REQUEST_ID] = request_id
         connection = self._connection(request)
         if connection is not None:
             connection.head_read()
         try:
-            return await self._invoke(request, request_id)
+            self._guard(request)
+            answer: web.StreamResponse = await handler(request)
+            return answer
         except ApiError as error:
             return _error_response(error, request_id)
         except Exception:  # noqa: BLE001 - a bug here must still answer in Lambda's shape, the next request in step
@@ -405,13 +419,13 @@ class InvokeApi:
             if connection is not None:
                 connection.answered()
 
-    async def _invoke(self, request: web.Request, request_id: str) -> web.StreamResponse:
-        self._guard(request)
-        path = request.rel_url.raw_path
-        if request.method != "POST" or not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
-            raise UnknownOperationException("Unknown operation")
+    async def _invoke(self, request: web.Request) -> web.StreamResponse:
+        """``POST /2015-03-31/functions/{name}/invocations``: Invoke."""
+        request_id = request[_REQUEST_ID]
         if self._closing:
             raise _shutting_down()
+        # The name as sent, decoded once here: %2F and bytes that are no UTF-8 reach the name check.
+        path = request.rel_url.raw_path
         pool = self.pool_for(unquote(path[len(_PREFIX) : -len(_SUFFIX)]), request.query)
         invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if invocation_type not in _INVOCATION_TYPES:
@@ -692,7 +706,7 @@ class _LambdaShapedErrors(RequestHandler):
     """aiohttp's connection handler, answering what its parser refuses in Lambda's error shape.
 
     A request aiohttp cannot parse (a bad request line, header or length, data
-    after ``Connection: close``) never reaches :meth:`InvokeApi._handle`:
+    after ``Connection: close``) never reaches the routes:
     aiohttp answers it from ``handle_error`` in plain text. Its own method
     still logs (or raises when an answer has begun); the answer becomes the
     same status as JSON with ``x-amzn-ErrorType``, and the connection closes.
@@ -716,6 +730,14 @@ class _LambdaShapedErrors(RequestHandler):
         answer = _error_response(error, str(uuid.uuid4()))
         answer.force_close()
         return answer
+
+
+_REQUEST_ID = web.RequestKey("request_id", str)
+
+
+async def _unknown_operation(request: web.Request) -> web.StreamResponse:
+    """Any other path or method: Lambda's answer to an operation it does not know."""
+    raise UnknownOperationException("Unknown operation")
 
 
 def _shutting_down() -> ServiceException:
