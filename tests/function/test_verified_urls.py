@@ -138,7 +138,7 @@ def test_full_scan_every_manifest_url_downloads_its_exact_bytes(
 # a file path: empty path segments vanish. The URL itself verifies (the
 # signature covers the raw path), but the key comes back renamed from
 # ListObjectsV2, so the manifest names another key. moto keeps these keys
-# verbatim and tests/test_handler.py covers them there.
+# verbatim and tests/function/test_handler.py covers them there.
 _EMPTY_SEGMENT = "versitygw POSIX backend stores keys as file paths: "
 AWKWARD_KEYS = [
     pytest.param("odd/with space.pdf", "odd/", id="space"),

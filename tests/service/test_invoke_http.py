@@ -468,7 +468,7 @@ def test_sigterm_answers_every_client_and_removes_every_environments_files(tmp_p
             "--timeout",
             "60",
             # Host temp dirs (what this test counts) exist only without the sandbox; with it each /tmp is a
-            # tmpfs in the environment's own mount namespace, gone with it (tests/test_sandbox.py).
+            # tmpfs in the environment's own mount namespace, gone with it (tests/service/test_sandbox.py).
             "--sandbox",
             "off",
         ],

@@ -21,7 +21,7 @@ from local_runtime.api_server import InvokeApi, running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
 from tests.conftest import ROOT
-from tests.test_invoke_http import connect, exchange, is_closed, read_answer, request
+from tests.service.test_invoke_http import connect, exchange, is_closed, read_answer, request
 
 FIXTURES = "tests.fixtures.handlers"
 READ_S = 1.5

@@ -430,14 +430,14 @@ def test_cli_says_in_one_line_when_python_3_13_is_missing():
 
 
 def test_the_handler_tests_pass_under_lambdas_python_with_the_zips_dependencies():
-    """tests/test_handler.py and test_manifest_upload.py again, on Python 3.13 with requirements.lock's versions."""
+    """The handler and manifest upload tests again, on Python 3.13 with requirements.lock's versions."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "PYTEST_XDIST_WORKER")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(LAYER_DIR), str(HOME / "tests")])  # the layer wins
     command = [find_interpreter(), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
     probe = "import sys, botocore, aioboto3; print(sys.version_info[:2], botocore.__file__, aioboto3.__file__)"
 
     done = subprocess.run(
-        [*command, "tests/test_handler.py", "tests/test_manifest_upload.py"],
+        [*command, "tests/function/test_handler.py", "tests/function/test_manifest_upload.py"],
         cwd=ROOT,
         env=env,
         capture_output=True,

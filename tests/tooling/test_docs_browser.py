@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.chromium import CHROMEDRIVER, CHROMIUM, MISSING, start_chromium
 from tests.conftest import ROOT
-from tests.test_docs import SECTIONS
+from tests.tooling.test_docs import SECTIONS
 
 pytestmark = pytest.mark.browser
 

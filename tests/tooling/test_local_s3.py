@@ -2,7 +2,7 @@
 
 Each test gets a copy of the repository (tests/local_sandbox.py) and free ports,
 and runs the make targets a user runs. The browser half (the console showing
-what `make seed` and `make invoke` wrote) is tests/test_console_browser.py.
+what `make seed` and `make invoke` wrote) is tests/tooling/test_console_browser.py.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from bench.s3_standin import GeneratedBucket, StandIn
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 1})
 
 

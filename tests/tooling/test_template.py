@@ -50,7 +50,7 @@ OPERATION_ACTIONS = {
     # HeadObject, and a DeleteObject with If-Match: ETag, are authorised by s3:GetObject.
     "HeadObject": "s3:GetObject",
     # Not called today; mapped ahead for the orphan-upload/manifest cleanups
-    # tests/test_faults.py describes. The policy must follow when they land.
+    # tests/tooling/test_faults.py describes. The policy must follow when they land.
     "ListMultipartUploads": "s3:ListBucketMultipartUploads",
     "DeleteObject": "s3:DeleteObject",
 }
@@ -372,7 +372,7 @@ def test_state_machine_is_a_distributed_map_over_prefixes() -> None:
     assert config["Mode"] == "DISTRIBUTED"
     assert config["ExecutionType"] in {"STANDARD", "EXPRESS"}
     assert isinstance(fan_out["MaxConcurrency"], int) and 0 < fan_out["MaxConcurrency"] <= 1000
-    assert fan_out["ToleratedFailurePercentage"] == 0  # tests/test_fanout.py: why, and what Lab 6 predicts
+    assert fan_out["ToleratedFailurePercentage"] == 0  # tests/tooling/test_fanout.py: why, and what Lab 6 predicts
     assert fan_out["ResultPath"] == "$.manifests" and fan_out["End"] is True
 
 
