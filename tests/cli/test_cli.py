@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import requests
-from pypdf import PdfReader
 
 from tests.conftest import ROOT
 
@@ -30,11 +29,6 @@ def run(
         text=True,
         timeout=120,
     )
-
-
-@pytest.fixture
-def cli_env(s3_endpoint: str, bucket: str, tmp_path) -> dict[str, str]:
-    return {"S3_ENDPOINT_URL": s3_endpoint, "BUCKET_NAME": bucket, "PREFIX": "2026/04/", "TMPDIR": str(tmp_path)}
 
 
 @pytest.mark.parametrize("script", ["invoke.py", "seed.py", "demo.py"])
@@ -59,96 +53,6 @@ def test_seed_then_invoke_round_trip(cli_env, s3, bucket):
     assert body["count"] == 7
     lines = requests.get(body["manifest_url"], timeout=10).text.split("\n")[:-1]
     assert len(lines) == 7
-
-
-def test_seed_twice_uploads_nothing_new(cli_env):
-    first = run("seed.py", "--count", "5", "-q", "--env-file", os.devnull, env=cli_env)
-    second = run("seed.py", "--count", "5", "-q", "--env-file", os.devnull, env=cli_env)
-
-    assert first.returncode == second.returncode == 0
-    assert "0 uploaded, 8 already there" in second.stdout
-
-
-def test_seed_generates_pdfs_that_open(cli_env, s3, bucket):
-    run("seed.py", "--count", "2", "-q", "--env-file", os.devnull, env=cli_env)
-
-    body = s3.get_object(Bucket=bucket, Key="2026/04/report-0001.pdf")["Body"].read()
-
-    reader = PdfReader(io.BytesIO(body))
-    assert len(reader.pages) == 1
-    assert "Report 1 of 2" in reader.pages[0].extract_text()
-
-
-def test_seed_uploads_a_source_directory(cli_env, s3, bucket, tmp_path):
-    source = tmp_path / "src"
-    (source / "nested").mkdir(parents=True)
-    (source / "a.pdf").write_bytes(b"%PDF-a")
-    (source / "nested" / "b.PDF").write_bytes(b"%PDF-b")
-
-    done = run("seed.py", "--source-dir", str(source), "-q", "--env-file", os.devnull, env=cli_env)
-
-    assert done.returncode == 0, done.stderr
-    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]  # under their own prefix, not the generated PDFs'
-    assert sorted(obj["Key"] for obj in listed) == ["mine/a.pdf", "mine/nested/b.PDF"]
-    assert "PREFIX=mine/ make invoke" in done.stdout
-
-
-def test_seed_puts_a_source_directory_where_prefix_or_source_prefix_says(cli_env, s3, bucket, tmp_path):
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "a.pdf").write_bytes(b"%PDF-a")
-
-    by_option = run(
-        "seed.py", "--source-dir", str(source), "--prefix", "x/", "-q", "--env-file", os.devnull, env=cli_env
-    )
-    by_env = run(
-        "seed.py", "--source-dir", str(source), "-q", "--env-file", os.devnull, env={**cli_env, "SOURCE_PREFIX": "y/"}
-    )
-
-    assert by_option.returncode == by_env.returncode == 0, by_option.stderr + by_env.stderr
-    assert sorted(obj["Key"] for obj in s3.list_objects_v2(Bucket=bucket)["Contents"]) == ["x/a.pdf", "y/a.pdf"]
-
-
-@pytest.mark.parametrize("content", [{}, {"notes.txt": b"x", "scan.pdf.bak": b"y"}], ids=["empty", "no-pdf"])
-def test_seed_a_source_directory_without_a_pdf_is_a_one_line_error_and_uploads_nothing(
-    cli_env, s3, bucket, tmp_path, content
-):
-    source = tmp_path / "src"
-    source.mkdir()
-    for name, body in content.items():
-        (source / name).write_bytes(body)
-
-    done = run("seed.py", "--source-dir", str(source), "-q", "--env-file", os.devnull, env=cli_env)
-
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "holds no PDF" in done.stderr
-    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
-
-
-def test_seed_missing_directory_is_a_one_line_error(cli_env, tmp_path):
-    done = run("seed.py", "--source-dir", str(tmp_path / "nope"), "--env-file", os.devnull, env=cli_env)
-
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0
-    assert "does not exist" in done.stderr
-
-
-def test_seed_unreachable_endpoint_is_a_one_line_error(cli_env):
-    started = time.monotonic()
-    done = run("seed.py", "--endpoint-url", "http://127.0.0.1:9", "-q", "--env-file", os.devnull, env=cli_env)
-
-    assert done.returncode == 1
-    assert done.stderr.strip().count("\n") == 0
-    assert "cannot reach S3" in done.stderr
-    assert time.monotonic() - started < 30
-
-
-@pytest.mark.parametrize("args", [["--count", "-1"], ["--workers", "0"], ["--count", "many"]])
-def test_seed_rejects_bad_numbers(cli_env, args):
-    done = run("seed.py", *args, "--env-file", os.devnull, env=cli_env)
-
-    assert done.returncode == 2
-    assert "error:" in done.stderr
 
 
 def test_invoke_reads_the_event_from_stdin(cli_env, s3, bucket):
@@ -289,3 +193,30 @@ def test_package_with_a_misspelt_dry_run_stops_in_one_line(tmp_path):
 
     assert done.returncode == 2 and "is neither yes nor no" in done.stderr
     assert not (tmp_path / "dist").exists()
+
+
+def test_demo_keep_running_leaves_the_printed_manifest_url_working_until_interrupted():
+    demo = subprocess.Popen(
+        [sys.executable, "demo.py", "--count", "2", "--keep-running"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        url = ""
+        for line in demo.stdout:
+            if line.startswith("manifest URL"):
+                url = line.split()[-1]
+            if "stays up" in line:
+                break
+        assert url.startswith("http://127.0.0.1:")
+        assert len(requests.get(url, timeout=10).text.splitlines()) == 5  # 2 generated + 3 the samples name
+        demo.send_signal(signal.SIGINT)
+        rest = demo.communicate(timeout=30)[0]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0
+    assert "Next steps:" in rest

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.cli.conftest import TRACEBACK, assert_one_line_error
 from tests.conftest import ROOT
-
-TRACEBACK = "Traceback (most recent call last)"
 
 
 def run(
@@ -34,16 +33,6 @@ def run(
         text=True,
         timeout=timeout,
     )
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert TRACEBACK not in done.stderr, done.stderr[-2000:]
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
-    assert len(done.stderr) < 600, done.stderr[:600]
-    assert done.stdout == ""
-    for needle in needles:
-        assert needle in done.stderr
 
 
 @pytest.fixture
@@ -119,148 +108,6 @@ def test_invoke_py_refuses_an_event_over_6_mb_on_stdin(tmp_path):
     )
 
     assert_one_line_error(done, "6291456")
-
-
-# --- seed.py ---------------------------------------------------------------------
-
-
-def seed(tmp_path: Path, endpoint: str, bucket: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run(
-        "seed.py",
-        "--bucket",
-        bucket,
-        "--endpoint-url",
-        endpoint,
-        "--quiet",
-        "--env-file",
-        os.devnull,
-        *args,
-        env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "TMPDIR": str(tmp_path)},
-    )
-
-
-def objects(s3: Any, bucket: str) -> list[str]:
-    return [obj["Key"] for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    tree = tmp_path / "source"
-    (tree / "sub").mkdir(parents=True)
-    for name in ("a.pdf", "b.pdf", "sub/c.pdf"):
-        (tree / name).write_bytes(b"%PDF-1.4 " + name.encode())
-    return tree
-
-
-def test_seed_refuses_a_file_link_out_of_the_tree_before_uploading_anything(source, tmp_path, s3_endpoint, s3, bucket):
-    secret = tmp_path / "secret.txt"
-    secret.write_text("not for the bucket")
-    (source / "z-link.pdf").symlink_to(secret)
-    (source / "inside.pdf").symlink_to(source / "a.pdf")  # a link that stays in the tree is fine
-
-    done = seed(tmp_path, s3_endpoint, bucket, "--source-dir", str(source))
-
-    assert_one_line_error(done, "links out of the source directory")
-    assert objects(s3, bucket) == []
-
-
-def test_seed_refuses_a_directory_link_out_of_the_tree(source, tmp_path, s3_endpoint, s3, bucket):
-    (source / "elsewhere").symlink_to(tmp_path)
-
-    done = seed(tmp_path, s3_endpoint, bucket, "--source-dir", str(source))
-
-    assert_one_line_error(done, "links out of the source directory")
-    assert objects(s3, bucket) == []
-
-
-def test_seed_refuses_a_non_utf8_file_name_before_uploading_anything(source, tmp_path, s3_endpoint, s3, bucket):
-    os.close(os.open(os.fsencode(source) + b"/zz-caf\xe9.pdf", os.O_CREAT | os.O_WRONLY))
-
-    done = seed(tmp_path, s3_endpoint, bucket, "--source-dir", str(source))
-
-    assert_one_line_error(done, "not UTF-8")
-    assert objects(s3, bucket) == []
-
-
-def test_seed_refuses_a_fifo_in_the_tree_before_uploading_anything(source, tmp_path, s3_endpoint, s3, bucket):
-    os.mkfifo(source / "zz.pdf")
-
-    done = seed(tmp_path, s3_endpoint, bucket, "--source-dir", str(source))
-
-    assert_one_line_error(done, "not a regular file")
-    assert objects(s3, bucket) == []
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_seed_refuses_an_unreadable_file_before_uploading_anything(source, tmp_path, s3_endpoint, s3, bucket):
-    locked = source / "zz.pdf"
-    locked.write_bytes(b"%PDF-")
-    locked.chmod(0)
-
-    done = seed(tmp_path, s3_endpoint, bucket, "--source-dir", str(source))
-
-    assert_one_line_error(done, "cannot read")
-    assert objects(s3, bucket) == []
-
-
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["--endpoint-url", "http://[::1"], "is not a URL"),
-        (["--endpoint-url", "http://127.0.0.1:99999"], "is not a URL"),
-        (["--bucket", "Not_A_Bucket"], "bucket name"),
-        (["--bucket", "ab"], "bucket name"),
-        (["--bucket", "192.168.0.1"], "bucket name"),
-        (["--prefix", "\udc80/"], "prefix"),
-    ],
-)
-def test_seed_names_a_bad_endpoint_bucket_or_prefix_instead_of_blaming_the_network(tmp_path, s3_endpoint, args, needle):
-    done = seed(tmp_path, s3_endpoint, "fine-bucket", *args)
-
-    assert_one_line_error(done, needle)
-    assert "cannot reach S3" not in done.stderr
-
-
-def test_seed_hashes_and_uploads_files_without_holding_them_in_memory(tmp_path):
-    import tracemalloc
-
-    from local_dev import seed as seed_module
-
-    sparse = tmp_path / "big.pdf"
-    with sparse.open("wb") as stream:
-        stream.truncate(256 << 20)
-    item = seed_module.directory_items("p/", tmp_path)[0]
-    sent: list[Any] = []
-
-    class Client:
-        def put_object(self, **kwargs: Any) -> None:
-            sent.append(type(kwargs["Body"]))
-
-    tracemalloc.start()
-    try:
-        etag = item.etag
-        seed_module.upload(Client(), "bucket", [item], workers=1, progress=False)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-
-    assert item.body is None and etag.startswith('"')
-    assert peak < 16 << 20, peak
-    assert sent and sent[0] is not bytes
-
-
-def test_seed_names_the_key_s3_refused(tmp_path, source):
-    import boto3
-    from botocore.stub import Stubber
-
-    from local_dev import seed as seed_module
-
-    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    items = seed_module.directory_items("2026/04/", source)
-    with Stubber(client) as stubber:
-        stubber.add_client_error("put_object", service_error_code="AccessDenied", service_message="Access Denied")
-        with pytest.raises(seed_module.UploadError, match=r"s3://bucket/2026/04/a\.pdf: AccessDenied"):
-            seed_module.upload(client, "bucket", items[:1], workers=1, progress=False)
 
 
 # --- the local S3's make variables reach no shell -----------------------------

@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -28,6 +32,7 @@ from reliability.fault_run import (
 )
 from reliability.schedules import Schedule, make_schedule
 from testkit.s3_operations import s3_operation
+from tests.conftest import ROOT
 
 FAST_SCHEDULES = 20
 CHUNKS = 2
@@ -178,3 +183,31 @@ def test_lost_complete_acknowledgement_leaves_no_manifest_after_failure(harness:
     outcome = harness.run(schedule)
 
     assert outcome.status == "clean-failure", outcome.line()
+
+
+def test_a_fault_run_whose_handler_cannot_import_ends_with_an_error_not_a_hang():
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reliability.fault_run",
+            "--seed",
+            "1",
+            "--only",
+            "3",
+            "--keys",
+            "10",
+            "--parallel",
+            "1",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "URL_EXPIRY_SECONDS": "0"},  # the handler refuses to import with it
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+    assert done.returncode != 0
+    assert "URL_EXPIRY_SECONDS must be between" in done.stderr
+    assert time.monotonic() - started < 60
