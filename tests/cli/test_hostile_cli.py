@@ -1,8 +1,8 @@
-"""Hostile input to the command-line tools (issue 14): one line on stderr, exit status 2, nothing done.
+"""Hostile input to the command-line tools: one line on stderr, exit status 2, nothing done.
 
-Each case here used to end in a Python traceback (exit 1), a hang (a FIFO as
-``--event`` or ``--env-file``), or unbounded memory (``/dev/zero``, a 125 MB
-event), or, for seed.py, in uploads made before the failure.
+Each case is one a careless CLI ends in a Python traceback (exit 1), a hang (a
+FIFO as ``--event`` or ``--env-file``) or unbounded memory (``/dev/zero``, a
+125 MB event); seed.py's cases are in test_seed.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every ```bash block of README.md runs as written, in order, in a scratch copy of the repository.
 
-A newcomer follows the README literally (issue 18), so the page is tested the
+A newcomer follows the README literally, so the page is tested the
 same way: its shell blocks become one bash script, run in one shell as a user
 would in one terminal, in a copy of the working tree (with ``.venv`` linked in,
 so nothing is installed again). Each command must end with exit status 0, or

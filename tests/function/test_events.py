@@ -1,4 +1,4 @@
-"""Issue 5: every event shape, the bucket allow-list, error mapping, retries, observability."""
+"""Every event shape, the bucket allow-list, error mapping, retries, observability."""
 
 from __future__ import annotations
 

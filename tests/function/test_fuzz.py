@@ -1,4 +1,4 @@
-"""Issue 9, bad input at the edges: events, CLI arguments and environment values, fuzzed with hypothesis.
+"""Bad input at the edges: events, CLI arguments and environment values, fuzzed with hypothesis.
 
 The rule: every input yields a documented error or a success. For events that
 is a ``ScanRequest`` or ``BadRequest`` from ``parse_event`` and a 200 or 4xx

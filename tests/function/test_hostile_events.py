@@ -1,10 +1,10 @@
-"""Hostile events to the handler, and manifests any JSON Lines reader splits right (issue 14).
+"""Hostile events to the handler, and manifests any JSON Lines reader splits right.
 
-A lone surrogate used to raise ``UnicodeEncodeError`` (a function error Lambda
-retries) instead of a 400; notification keys over S3's 1024 bytes were
-presigned; error messages echoed whole values, so an 800k-backslash bucket
-name overflowed the response and a 6 MB value made a 6 MB log line. Manifest
-lines kept U+2028, U+2029 and U+0085 raw, which ``str.splitlines()`` splits.
+A lone surrogate is a 400, not a ``UnicodeEncodeError`` (a function error Lambda
+retries); notification keys over S3's 1024 bytes are refused, not presigned;
+error messages show a bounded part of a value, so an 800k-backslash bucket name
+cannot overflow the response nor a 6 MB value make a 6 MB log line. Manifest
+lines escape U+2028, U+2029 and U+0085, which ``str.splitlines()`` splits.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The Invoke API at the HTTP level (issue 14): what a raw socket, boto3 and the AWS CLI can send it.
+"""The Invoke API at the HTTP level: what a raw socket, boto3 and the AWS CLI can send it.
 
-Each test here sends something the old hand-built server got wrong: a body
+Each test sends something an HTTP server easily gets wrong: a body
 left unread after an early answer (the next keep-alive request was parsed out
 of it), lengths it did not validate, chunked bodies it ignored, requests cut
 off by EOF that still ran, JSON and client contexts that reached the

@@ -539,7 +539,7 @@ def test_make_targets_pass_dry_run_through(allow_processes: None) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Hostile values through make, with recording aws/sam on PATH (issue 12)
+# Hostile values through make, with recording aws/sam on PATH
 # ---------------------------------------------------------------------------
 
 _RECORDER = textwrap.dedent(
@@ -726,7 +726,7 @@ def test_make_invoke_aws_sends_the_prefix_as_one_json_value(recording_make: Any,
 
 
 # ---------------------------------------------------------------------------
-# DRY_RUN spellings, region, confirmation (issue 12)
+# DRY_RUN spellings, region, confirmation
 # ---------------------------------------------------------------------------
 
 YES_SPELLINGS = ["1", "true", "TRUE", "True", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y", " yes "]

@@ -1,4 +1,4 @@
-"""Issue 9, fast subset: the handler through the fault-injecting proxy, judged by the rule.
+"""The fast subset of make stress: the handler through the fault-injecting proxy, judged by the rule.
 
 Every invocation must end as a success with a complete, correct manifest or
 as a clean failure (error reported, no manifest, no pending upload, empty

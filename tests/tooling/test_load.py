@@ -1,4 +1,4 @@
-"""Issue 9, load: concurrent invocations through ``invoke.py serve`` (the Invoke API) against one S3.
+"""Load: concurrent invocations through ``invoke.py serve`` (the Invoke API) against one S3.
 
 ``make test`` runs a small wave (8 at once, cold then warm); ``make stress``
 runs ``python -m reliability.load_run --concurrency 50``. Both check every

@@ -1,8 +1,8 @@
 """Every sample event in events/ finds PDFs in a freshly seeded bucket, and their URLs download.
 
 The samples are written for the default bucket and ``2026/04/``; seed.py adds
-the objects they name (issue 18: ``s3-object-created`` used to name a key that
-was never seeded, and ``stepfunctions-map-item`` a prefix with nothing in it).
+the objects they name, so no sample names a key that was never seeded or a
+prefix with nothing in it.
 """
 
 from __future__ import annotations
