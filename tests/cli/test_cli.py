@@ -131,6 +131,7 @@ def test_invoke_reads_settings_from_the_env_file(cli_env, s3, bucket, tmp_path):
     assert json.loads(json.loads(done.stdout)["body"])["count"] == 1
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end():
     done = run("demo.py", "--count", "6")
 
@@ -195,6 +196,7 @@ def test_package_with_a_misspelt_dry_run_stops_in_one_line(tmp_path):
     assert not (tmp_path / "dist").exists()
 
 
+@pytest.mark.slow
 def test_demo_keep_running_leaves_the_printed_manifest_url_working_until_interrupted():
     demo = subprocess.Popen(
         [sys.executable, "demo.py", "--count", "2", "--keep-running"],

@@ -123,6 +123,7 @@ def scratch_repo(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return Sandbox.create(tmp_path_factory.mktemp("hostile-make") / "repo")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", SHELL_TEXT)
 @pytest.mark.parametrize("variable", S3_VARIABLES)
 @pytest.mark.parametrize("target", ["up", "down", "clean"])

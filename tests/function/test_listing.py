@@ -119,6 +119,7 @@ PROPERTY = settings(
 )
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(data=st.data(), prefix=st.sampled_from(["", "p/", "p", "2026/04/", "日/"]))
 def test_every_pdf_exactly_once_on_moto(moto_handler: ModuleType, s3: Any, data: st.DataObject, prefix: str) -> None:
@@ -159,6 +160,7 @@ def versitygw_handler(verifier: Any, tmp_path_factory: pytest.TempPathFactory) -
     )
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(data=st.data(), prefix=st.sampled_from(["", "p/", "p", "2026/04/", "日/"]))
 def test_every_pdf_exactly_once_on_versitygw(

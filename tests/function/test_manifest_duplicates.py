@@ -152,6 +152,7 @@ def run_two_writers(
 MULTIPART, ONE_PUT = SMALL_PART, 1 << 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("first", "second"),
     [
@@ -171,6 +172,7 @@ def test_two_writers_of_one_key_never_lose_the_manifest_one_returned(
     sweep_two_writers(s3_endpoint, s3, bucket, tmp_path, {"a": first, "b": second})
 
 
+@pytest.mark.slow
 @pytest.mark.s3verify
 @pytest.mark.parametrize("modes", [("ok", "ok"), ("ok", "lost-ack"), ("lost-ack", "ok")], ids="-".join)
 def test_two_writers_of_one_key_on_versitygw(verifier, verifier_s3, verifier_bucket, tmp_path, modes):

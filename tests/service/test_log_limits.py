@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import psutil
+import pytest
 
 from local_runtime.api_server import log_tail
 from local_runtime.config import FunctionConfig
@@ -77,6 +78,7 @@ def test_cut_point_keeps_characters_whole():
         data[:cut].decode("utf-8")  # no half character
 
 
+@pytest.mark.slow
 def test_300_mb_of_stdout_keeps_the_service_memory_bounded_and_tail_is_the_last_4_kb(tmp_path: Path):
     (tmp_path / "flood.py").write_text(
         "import sys\n"

@@ -200,6 +200,7 @@ def test_env_file_never_overrides_the_process_environment(tmp_path):
     assert json.loads(done.stdout)["import_env"]["GREETING"] == "from-process"
 
 
+@pytest.mark.slow
 def test_bad_configuration_is_exit_status_2(tmp_path):
     (tmp_path / "bad.json").write_text("{nope")
 

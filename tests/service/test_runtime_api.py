@@ -302,6 +302,7 @@ def slow_init_root(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_a_12_s_init_with_a_3_s_timeout_ends_in_sandbox_timedout(slow_init_root, sink):
     config = FunctionConfig(
         name="fixture", handler="slow_init.handler", task_root=slow_init_root, timeout_s=3, env={"INIT_SLEEP": "12"}
@@ -429,6 +430,7 @@ def test_cli_says_in_one_line_when_python_3_13_is_missing():
 # -- Lambda's Python -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_handler_tests_pass_under_lambdas_python_with_the_zips_dependencies():
     """The handler and manifest upload tests again, on Python 3.13 with requirements.lock's versions."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "PYTEST_XDIST_WORKER")}

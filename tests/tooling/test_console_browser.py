@@ -32,7 +32,7 @@ from tests.conftest import ROOT
 from tests.local_sandbox import Sandbox, json_document
 from tests.verifying_s3 import locate_binary
 
-pytestmark = [pytest.mark.browser, pytest.mark.s3verify]
+pytestmark = [pytest.mark.browser, pytest.mark.s3verify, pytest.mark.slow]
 
 if CHROMIUM is None or CHROMEDRIVER is None:
     pytest.skip(MISSING, allow_module_level=True)

@@ -28,7 +28,7 @@ from tests.conftest import ROOT
 from tests.local_sandbox import Sandbox, json_document
 from tests.verifying_s3 import binary_path, locate_binary
 
-pytestmark = pytest.mark.s3verify
+pytestmark = [pytest.mark.s3verify, pytest.mark.slow]
 
 locate_binary(module_level=True)
 

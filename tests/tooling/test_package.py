@@ -141,6 +141,7 @@ def test_every_file_is_world_readable_and_timestamps_are_fixed(built: dict[str, 
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
 
 
+@pytest.mark.slow
 def test_the_unpacked_x86_64_zip_runs_the_whole_job_under_python_3_13_with_its_c_extensions(
     built: dict[str, package.BuildResult], s3: Any, s3_endpoint: str, bucket: str, tmp_path: Path
 ) -> None:
