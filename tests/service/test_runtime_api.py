@@ -431,6 +431,7 @@ def test_cli_says_in_one_line_when_python_3_13_is_missing():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # a whole pytest run under Python 3.13: minutes on a loaded 2-core machine
 def test_the_handler_tests_pass_under_lambdas_python_with_the_zips_dependencies():
     """The handler and manifest upload tests again, on Python 3.13 with requirements.lock's versions."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "PYTEST_XDIST_WORKER")}
