@@ -377,8 +377,7 @@ class InvokeApi:
         if reason is not None:
             log_refusal("Invoke API", request, reason)
             raise AccessDeniedException(
-                f"The local Invoke API refused {reason}: it answers only SDK and CLI clients on its own address",
-                Type="User",
+                f"The local Invoke API refused {reason}: it answers only SDK and CLI clients on its own address"
             )
 
     async def _expect(self, request: web.Request) -> web.StreamResponse | None:
