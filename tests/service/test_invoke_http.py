@@ -311,6 +311,48 @@ def test_a_request_cut_off_by_eof_never_invokes(api, logs, cut):
     assert logs.starts() == starts
 
 
+_INVOCATIONS = PATH.format("whoami").encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "error_type"),
+    [
+        (b"POST " + _INVOCATIONS + b"\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}", 400, None),
+        (b"POST " + _INVOCATIONS + b" HTTP/2.0\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}", 505, None),
+        (b"POST " + _INVOCATIONS + b" HTTP/1.0\r\nHost: localhost\r\n\r\n", 400, "InvalidRequestContentException"),
+        (b"POST " + _INVOCATIONS + b" HTTP/1.0\r\nHost: localhost\r\n\r\n{}", 400, "InvalidRequestContentException"),
+        (b"POST " + _INVOCATIONS + b" HTTP/3.1\r\nHost: localhost\r\n\r\n", 400, "InvalidRequestContentException"),
+        (b"GARBAGE\r\n\r\n", 400, "InvalidRequestContentException"),
+    ],
+    ids=["no-version", "http-2.0", "http-1.0-no-length", "http-1.0-no-length-with-body", "http-3.1", "no-method"],
+)
+def test_a_request_line_or_length_that_is_not_http_1_is_answered_in_lambdas_shape_and_never_runs(
+    api, logs, raw, status, error_type
+):
+    starts = logs.starts()
+    with connect(api) as sock:
+        sock.sendall(raw)
+        answer = read_answer(sock)
+        closed = is_closed(sock)
+
+    time.sleep(0.3)
+    assert answer is not None and answer.status == status, answer
+    assert answer.version in ("HTTP/1.0", "HTTP/1.1")  # HTTP/1 framing, whatever version the request claimed
+    assert answer.headers["content-type"].startswith("application/json") and "message" in answer.json()
+    assert answer.error_type is not None and (error_type is None or answer.error_type == error_type)
+    assert closed and logs.starts() == starts
+
+
+@pytest.mark.parametrize("character", ["%0a", "%0d", "%00", "%09", "%7f", "%0a%0d"])
+def test_a_control_character_in_the_function_name_is_a_lambda_shaped_400(api, logs, character):
+    starts = logs.starts()
+    answer = exchange(api, request(PATH.format(f"who{character}ami")))
+
+    assert answer is not None and answer.status == 400, answer
+    assert answer.error_type == "ValidationException" and answer.json()["Type"] == "User"
+    assert logs.starts() == starts
+
+
 # --- JSON bodies and client contexts --------------------------------------------
 
 

@@ -13,6 +13,7 @@ an executable ``bootstrap`` that is a shell script using curl.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -231,7 +232,7 @@ def test_a_second_response_or_one_for_another_id_is_refused_and_the_first_stands
         + "next\n"
         + 'curl -sS -o /dev/null -X POST -d \'"first"\' "$API/invocation/$ID/response"\n'
         + 'curl -s -o /dev/null -w "second: %{http_code}\\n" -X POST -d \'"second"\' "$API/invocation/$ID/response"\n'
-        + 'curl -s -w " other: %{http_code}\\n" -X POST -d \'"other"\' "$API/invocation/not-$ID/response"\n'
+        + 'curl -s -w "\\n other: %{http_code}\\n" -X POST -d \'"other"\' "$API/invocation/not-$ID/response"\n'
         + "next\n",
     )
     config = FunctionConfig(name="custom", runtime="provided", task_root=tmp_path)
@@ -245,6 +246,35 @@ def test_a_second_response_or_one_for_another_id_is_refused_and_the_first_stands
     rejected = [line for line in sink if line.startswith("Runtime API rejected")]
     assert len(rejected) == 2 and all("\n" not in line for line in rejected)
     assert "403 InvalidStateTransition" in rejected[0] and "400 InvalidRequestID" in rejected[1]
+
+
+def test_a_refused_response_leaves_no_empty_line_in_the_functions_log(sink):
+    """awslambdaric prints the refusal's body inside its own line: the body ends without a newline."""
+    config = FunctionConfig(task_root=ROOT, name="fixture", handler="tests.fixtures.handlers.big_response")
+    with EnvironmentPool(config, sink) as pool:
+        pool.invoke(b"{}")
+
+    [refused] = [line for line in sink if "Http response code: 413" in line]
+    assert refused.endswith('"errorType": "RequestEntityTooLarge"}')
+    assert "" not in sink
+
+
+def test_a_slow_response_cut_by_the_timeout_logs_no_traceback(tmp_path, sink, caplog):
+    _bootstrap(
+        tmp_path,
+        _API
+        + _NEXT
+        + "next\n"
+        + "(printf '\"slow'; sleep 5; printf '\"') | curl -sS -X POST -T - \"$API/invocation/$ID/response\"\n",
+    )
+    config = FunctionConfig(name="custom", runtime="provided", task_root=tmp_path, timeout_s=1)
+    with caplog.at_level(logging.DEBUG), EnvironmentPool(config, sink) as pool:
+        invocation = pool.invoke(b"{}")
+        time.sleep(0.5)  # the Runtime API sees the connection go after the kill
+
+    assert invocation.error_type == "Sandbox.Timedout"
+    assert not [record for record in caplog.records if record.exc_info], caplog.text
+    assert not any("Traceback" in line for line in sink)
 
 
 @pytest.mark.parametrize(
