@@ -10,7 +10,7 @@ PYTEST_ARGS ?= -n 2
 # No "Entering directory" lines from sub-makes: `make invoke > out.json` is the function's JSON only.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: help install demo test lint up down clean seed invoke
+.PHONY: help install demo test test-fast lint up down clean seed invoke
 
 # `make help` groups targets under the `##@ <section>` line above them (here and in mk/*.mk),
 # sections in this order; a target's `## text` is its line.
@@ -50,6 +50,9 @@ test: install test-deps ## install what the tests need and run the whole suite (
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ##@ Test and lint
+
+test-fast: install test-deps ## the suite without the slow end-to-end runs (-m "not slow"); make test runs them all
+	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
 
 lint: install ## ruff, the import contracts between layers (lint-imports), mypy and vulture
 	$(PY) -m ruff check .

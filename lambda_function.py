@@ -440,7 +440,7 @@ def _manifest_line(key: str, url: str) -> str:
     largest cost. JSON allows U+2028, U+2029 and U+0085 raw inside strings, but
     ``str.splitlines()`` (and JavaScript before ES2019) breaks lines at them,
     so a key holding one is written with them escaped: the same JSON value, one
-    line per key for any reader. tests/test_handler.py proves both on
+    line per key for any reader. tests/function/test_handler.py proves both on
     arbitrary keys.
     """
     line = f'{{"key": {_json_string(key)}, "url": {_json_string(url)}}}\n'

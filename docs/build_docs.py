@@ -200,7 +200,7 @@ def _generic_note(part: Part) -> str:
     """The note for a part walkthrough.toml does not cover yet: its own docstring, never a placeholder.
 
     A function added to lambda_function.py by someone who never opened the notes
-    still reads sensibly; tests/test_docs.py requires a note or a docstring for
+    still reads sensibly; tests/tooling/test_docs.py requires a note or a docstring for
     every definition, so nothing reaches the page unexplained.
     """
     if part.docstring:

@@ -1,8 +1,8 @@
 """Scripts started with a Python that lacks the project's packages: re-run under .venv, or say how.
 
-``python invoke.py`` with the system interpreter used to fail deep inside an
+Under the system interpreter ``python invoke.py`` would fail deep inside an
 execution environment (``Runtime.ImportModuleError: No module named 'aioboto3'``)
-or, for the fault runner, hang. Every script the README shows calls
+and the fault runner would hang, so every script the README shows calls
 :func:`ensure_project_python` first: if a package is missing and ``make install``
 has built ``.venv``, the script re-runs itself with ``.venv/bin/python``
 (one line on stderr says so); without ``.venv`` it exits with one line naming

@@ -8,10 +8,12 @@ Each function owns an :class:`EnvironmentPool`, so concurrent requests scale
 out to new environments exactly as Lambda does.
 
 HTTP itself is aiohttp's web server, not hand-written parsing: it validates
-``Content-Length``, decodes chunked bodies, refuses malformed requests, and
-after an early answer (404, 413) it reads and discards what is left of the body
-for a bounded time or closes the connection, so a keep-alive client's next
-request is never parsed out of the previous one's body. This module adds what
+``Content-Length``, decodes chunked bodies, refuses malformed requests (in
+Lambda's error shape here, see :class:`_LambdaShapedErrors`), and after an
+early answer (404, 413) it reads and discards what is left of the body for a
+bounded time or closes the connection, so a keep-alive client's next request is
+never parsed out of the previous one's body. Only HTTP/1.0 and 1.1 are served
+(:func:`_http1_only`). This module adds what
 Lambda adds on top: payload limits checked before a byte of the body is read,
 JSON and client contexts checked before an environment sees them, function
 names and qualifiers checked the way the service checks them, a cap on open
@@ -35,16 +37,33 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11, RawRequestMessage
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
 
 from local_runtime import logs
+from local_runtime.api_errors import (
+    AccessDeniedException,
+    ApiError,
+    ExpectationFailed,
+    HttpVersionNotSupportedException,
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    RequestEntityTooLargeException,
+    RequestTimeoutException,
+    ResourceNotFoundException,
+    ServiceException,
+    TooManyRequestsException,
+    UnknownOperationException,
+    ValidationException,
+)
 from local_runtime.config import ACCOUNT_ID
 from local_runtime.environment import Invocation
 from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
@@ -64,6 +83,10 @@ SHOWN_CHARS = 64  # how much of a hostile value an error message echoes
 
 _PREFIX = "/2015-03-31/functions/"
 _SUFFIX = "/invocations"
+# The routing table's patterns match any character, so that every name (empty, with a slash, with a
+# control character) reaches the service's own name check, and every other request the catch-all.
+_INVOCATIONS_ROUTE = _PREFIX + r"{name:[\s\S]*}" + _SUFFIX
+_ANY_OTHER_ROUTE = r"/{tail:[\s\S]*}"
 # Botocore's model of the Invoke API: FunctionName and Qualifier (service-2.json).
 _FUNCTION_NAME_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?"
@@ -86,18 +109,6 @@ logging.getLogger("aiohttp.server").addFilter(_QuietMalformedRequests())
 _log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """An error the Invoke API itself returns (not a function error)."""
-
-    def __init__(self, status: int, error_type: str, message: str, *, close: bool = False, **extra: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.close = close  # the body was not (fully) read: the connection cannot carry another request
-        self.extra = extra
-
-
 def shown(value: str, limit: int = SHOWN_CHARS) -> str:
     """A hostile value as an error message may quote it: bounded, and printable."""
     text = value if len(value) <= limit else value[:limit] + f"...({len(value)} chars)"
@@ -109,10 +120,8 @@ def log_tail(log: str, limit: int = logs.TAIL_BYTES) -> str:
     return base64.b64encode(log.encode("utf-8", "replace")[-limit:]).decode("ascii")
 
 
-def _validation_error(value: str, field: str, constraint: str) -> ApiError:
-    return ApiError(
-        400,
-        "ValidationException",
+def _validation_error(value: str, field: str, constraint: str) -> ValidationException:
+    return ValidationException(
         f"1 validation error detected: Value '{shown(value)}' at '{field}' failed to satisfy constraint: {constraint}",
     )
 
@@ -257,25 +266,30 @@ class InvokeApi:
                 loop.add_signal_handler(signum, self._stop.set)
         for name, pool in self.pools.items():
             self._event_queues[name] = _EventQueue(pool, self)
-        app = web.Application(client_max_size=SYNC_PAYLOAD_LIMIT + 1)
-        app.router.add_route("*", "/{tail:.*}", self._handle, expect_handler=self._expect)
-        runner = web.AppRunner(
-            app,
-            access_log=None,
-            keepalive_timeout=self.idle_timeout_s,  # also closes a connection that never sends a whole request
-            lingering_time=self.linger_s,
-            handle_signals=False,
+        app = web.Application(client_max_size=SYNC_PAYLOAD_LIMIT + 1, middlewares=[self._lambda_shaped])
+        app.add_routes(
+            [
+                web.post(_INVOCATIONS_ROUTE, self._invoke, expect_handler=self._expect),
+                web.route("*", _ANY_OTHER_ROUTE, _unknown_operation, expect_handler=self._expect),
+            ]
         )
+        connection_options: dict[str, Any] = {
+            "access_log": None,
+            "keepalive_timeout": self.idle_timeout_s,  # also closes a connection that never sends a whole request
+            "lingering_time": self.linger_s,
+        }
+        runner = web.AppRunner(app, handle_signals=False, **connection_options)
         await runner.setup()
         factory = runner.server
         assert factory is not None
+        factory.request_factory = _http1_only(factory.request_factory)
 
         def capped() -> asyncio.Protocol:
             if self._closing:
                 return _Refused()
             if len(factory.connections) >= self.max_connections and not self._evict():
                 return _Refused()
-            return _Connection(factory(), self)
+            return _Connection(_LambdaShapedErrors(factory, loop=loop, **connection_options), self)
 
         server = await loop.create_server(capped, sock=self._sock, backlog=self.max_connections)
         self._ready.set()
@@ -346,15 +360,24 @@ class InvokeApi:
     # -- requests ------------------------------------------------------------
 
     def _guard(self, request: web.Request) -> None:
-        """Refuse what no SDK sends (a browser's request, a foreign Host): see :mod:`local_runtime.http_guard`."""
+        """Refuse what no SDK sends: another HTTP than 1.x, an HTTP/1.0 body of unknown length, a browser's
+        request or a foreign Host (see :mod:`local_runtime.http_guard`)."""
+        claimed = request.get(_CLAIMED_VERSION, request.version)
+        if claimed < HttpVersion10:  # a request line without a version (HTTP/0.9): no headers can be trusted
+            raise InvalidRequestContentException("The request line names no HTTP version", close=True)
+        if claimed > HttpVersion11:
+            raise HttpVersionNotSupportedException(
+                f"HTTP/{claimed.major}.{claimed.minor} is not supported: the Invoke API speaks HTTP/1.1",
+                close=True,
+            )
+        if claimed == HttpVersion10 and request.method == "POST" and request.content_length is None:
+            # HTTP/1.0 has no chunked bodies: without a length the body runs to a close the client may never send.
+            raise InvalidRequestContentException("An HTTP/1.0 request must declare its Content-Length", close=True)
         reason = refusal(request, self.allowed_hosts)
         if reason is not None:
             log_refusal("Invoke API", request, reason)
-            raise ApiError(
-                403,
-                "AccessDeniedException",
-                f"The local Invoke API refused {reason}: it answers only SDK and CLI clients on its own address",
-                Type="User",
+            raise AccessDeniedException(
+                f"The local Invoke API refused {reason}: it answers only SDK and CLI clients on its own address"
             )
 
     async def _expect(self, request: web.Request) -> web.StreamResponse | None:
@@ -367,43 +390,45 @@ class InvokeApi:
         except ApiError as error:
             return _error_response(error, str(uuid.uuid4()))
         if request.headers.get("Expect", "").lower() != "100-continue":
-            return _error_response(ApiError(417, "ExpectationFailed", "Unsupported Expect header", close=True), "")
+            return _error_response(ExpectationFailed("Unsupported Expect header", close=True), "")
         limit = _limit_for(request.headers.get("X-Amz-Invocation-Type", "RequestResponse"))
         if request.content_length is not None and request.content_length > limit:
             return _error_response(_too_large(limit, close=True), str(uuid.uuid4()))
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    @web.middleware
+    async def _lambda_shaped(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Around every route: the guard first, and any error answered in Lambda's shape."""
         request_id = str(uuid.uuid4())
+        request[_REQUEST_ID] = request_id
         connection = self._connection(request)
         if connection is not None:
             connection.head_read()
         try:
-            return await self._invoke(request, request_id)
+            self._guard(request)
+            answer: web.StreamResponse = await handler(request)
+            return answer
         except ApiError as error:
             return _error_response(error, request_id)
         except Exception:  # noqa: BLE001 - a bug here must still answer in Lambda's shape, the next request in step
             _log.exception("Invoke API failed on request %s", request_id)
-            failure = ApiError(500, "ServiceException", "The local Invoke API failed; see its log", Type="Service")
-            return _error_response(failure, request_id)
+            return _error_response(ServiceException("The local Invoke API failed; see its log"), request_id)
         finally:
             if connection is not None:
                 connection.answered()
 
-    async def _invoke(self, request: web.Request, request_id: str) -> web.StreamResponse:
-        self._guard(request)
-        path = request.rel_url.raw_path
-        if request.method != "POST" or not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
-            raise ApiError(404, "UnknownOperationException", "Unknown operation", Type="User")
+    async def _invoke(self, request: web.Request) -> web.StreamResponse:
+        """``POST /2015-03-31/functions/{name}/invocations``: Invoke."""
+        request_id = request[_REQUEST_ID]
         if self._closing:
-            raise ApiError(503, "ServiceException", "The local Invoke API is shutting down", Type="Service", close=True)
+            raise _shutting_down()
+        # The name as sent, decoded once here: %2F and bytes that are no UTF-8 reach the name check.
+        path = request.rel_url.raw_path
         pool = self.pool_for(unquote(path[len(_PREFIX) : -len(_SUFFIX)]), request.query)
         invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if invocation_type not in _INVOCATION_TYPES:
-            raise ApiError(
-                400, "InvalidParameterValueException", f"Unsupported invocation type {shown(invocation_type)}"
-            )
+            raise InvalidParameterValueException(f"Unsupported invocation type {shown(invocation_type)}")
         connection = self._connection(request)
         deadline = connection.deadline + 1.0 if connection else None  # the connection answers first; a backstop
         body = await _read_body(request, _limit_for(invocation_type), deadline)
@@ -413,9 +438,7 @@ class InvokeApi:
             if body.strip():
                 parse_json_document(body, "payload")
         except ValueError as exc:
-            raise ApiError(
-                400,
-                "InvalidRequestContentException",
+            raise InvalidRequestContentException(
                 f"Could not parse request body into json: Could not parse payload into json: {shown(str(exc), 200)}",
             ) from None
         payload = body if body.strip() else b"{}"
@@ -434,13 +457,9 @@ class InvokeApi:
                 lambda: pool.invoke(payload, request_id=request_id, client_context=client_context, tenant_id=tenant_id),
             )
         except TooManyRequestsError:
-            raise ApiError(
-                429, "TooManyRequestsException", "Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded"
-            ) from None
+            raise TooManyRequestsException("Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded") from None
         except RuntimeError:  # the pool closed under it: the server is shutting down
-            raise ApiError(
-                503, "ServiceException", "The local Invoke API is shutting down", Type="Service", close=True
-            ) from None
+            raise _shutting_down() from None
         finally:
             self._in_flight -= 1
         return _invocation_response(invocation, request.headers.get("X-Amz-Log-Type") == "Tail")
@@ -451,34 +470,26 @@ class InvokeApi:
         if "Qualifier" in query:
             from_query = check_qualifier(query.get("Qualifier", ""))
             if qualifier is not None and qualifier != from_query:
-                raise ApiError(
-                    400,
-                    "InvalidParameterValueException",
+                raise InvalidParameterValueException(
                     "The derived qualifier from the function name does not match the specified qualifier.",
                 )
             qualifier = from_query
         pool = self.pools.get(name)
         home_region = pool.config.region if pool else next(iter(self.pools.values())).config.region
         if region is not None and region != home_region:
-            raise ApiError(
-                404,
-                "ResourceNotFoundException",
-                f"Functions from '{region}' are not reachable in this region ('{home_region}')",
-                Type="User",
+            raise ResourceNotFoundException(
+                f"Functions from '{region}' are not reachable in this region ('{home_region}')"
             )
         arn = f"arn:aws:lambda:{home_region}:{account or ACCOUNT_ID}:function:{name}"
         if account is not None and account != ACCOUNT_ID:
-            raise ApiError(
-                403,
-                "AccessDeniedException",
+            raise AccessDeniedException(
                 f"User: arn:aws:iam::{ACCOUNT_ID}:user/local is not authorized to perform: "
                 f"lambda:InvokeFunction on resource: {arn} because no resource-based policy allows "
-                "the lambda:InvokeFunction action",
-                Type="User",
+                "the lambda:InvokeFunction action"
             )
         if pool is None or qualifier not in (None, "$LATEST"):
             suffix = f":{qualifier}" if qualifier else ""
-            raise ApiError(404, "ResourceNotFoundException", f"Function not found: {arn}{suffix}", Type="User")
+            raise ResourceNotFoundException(f"Function not found: {arn}{suffix}")
         return pool
 
 
@@ -523,9 +534,7 @@ class _EventQueue:
             self._queue.qsize() >= self._api.event_queue_max
             or self._bytes + len(event.payload) > self._api.event_queue_bytes
         ):
-            raise ApiError(
-                429,
-                "TooManyRequestsException",
+            raise TooManyRequestsException(
                 f"Rate Exceeded. The function's queue of Event invocations is full "
                 f"({self._queue.qsize()} waiting, {self._bytes} bytes)",
                 Reason="FunctionInvocationRateLimitExceeded",
@@ -591,10 +600,8 @@ def _limit_for(invocation_type: str) -> int:
     return ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
 
 
-def _too_large(limit: int, close: bool = False) -> ApiError:
-    return ApiError(
-        413,
-        "RequestEntityTooLargeException",
+def _too_large(limit: int, close: bool = False) -> RequestEntityTooLargeException:
+    return RequestEntityTooLargeException(
         f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
         close=close,
     )
@@ -622,14 +629,12 @@ async def _read_body(request: web.Request, limit: int, deadline: float | None = 
         raise _read_timeout(len(body)) from None
     except (HttpProcessingError, ConnectionError, asyncio.IncompleteReadError, RuntimeError) as exc:
         # RuntimeError: aiohttp's "Connection closed." once the connection is gone (closed at its deadline)
-        raise ApiError(400, "InvalidRequestContentException", f"Incomplete request body: {exc}", close=True) from None
+        raise InvalidRequestContentException(f"Incomplete request body: {exc}", close=True) from None
     return bytes(body)
 
 
-def _read_timeout(received: int) -> ApiError:
-    return ApiError(
-        408,
-        "RequestTimeoutException",
+def _read_timeout(received: int) -> RequestTimeoutException:
+    return RequestTimeoutException(
         f"The request was not received in time (its body stopped after {received} bytes); send it again",
         close=True,
     )
@@ -644,7 +649,7 @@ def _tenant_id(raw: str | None) -> str | None:
     if raw is None:
         return None
     if not _TENANT_ID.fullmatch(raw):
-        raise ApiError(400, "InvalidParameterValueException", f"Invalid tenant id {shown(raw)}")
+        raise InvalidParameterValueException(f"Invalid tenant id {shown(raw)}")
     return raw
 
 
@@ -653,33 +658,95 @@ def _client_context(raw: str | None) -> dict[str, Any] | None:
     if not raw:
         return None
     if len(raw) > CLIENT_CONTEXT_LIMIT:
-        raise ApiError(
-            400,
-            "InvalidRequestContentException",
+        raise InvalidRequestContentException(
             f"Client context must be at most {CLIENT_CONTEXT_LIMIT} bytes of base64, got {len(raw)}",
         )
     try:
         value = parse_json_document(base64.b64decode(raw, validate=True), "client context")
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(
-            400,
-            "InvalidRequestContentException",
+        raise InvalidRequestContentException(
             f"Client context must be a valid Base64-encoded JSON object: {shown(str(exc), 200)}",
         ) from None
     if not isinstance(value, dict):
-        raise ApiError(
-            400,
-            "InvalidRequestContentException",
+        raise InvalidRequestContentException(
             f"Client context must be a valid Base64-encoded JSON object, got a JSON {type(value).__name__}",
         )
     return value
 
 
+_CLAIMED_VERSION = web.RequestKey("claimed_version", HttpVersion)
+_RequestFactory = Callable[[RawRequestMessage, Any, RequestHandler, Any, "asyncio.Task[None]"], web.BaseRequest]
+
+
+def _http1_only(make_request: _RequestFactory) -> _RequestFactory:
+    """Requests as aiohttp builds them, with any version but HTTP/1.0 and 1.1 answered as HTTP/1.1.
+
+    aiohttp's parser takes a request line without a version as HTTP/0.9 and
+    accepts ``HTTP/2.0``, and would answer each in its own framing. Here such a
+    request is handled as an HTTP/1.1 one that closes the connection, and the
+    version it claimed is kept on the request (``_CLAIMED_VERSION``), for
+    :meth:`InvokeApi._guard` to refuse it (400 or 505) before anything runs.
+    """
+
+    def make(
+        message: RawRequestMessage, payload: Any, protocol: RequestHandler, writer: Any, task: asyncio.Task[None]
+    ) -> web.BaseRequest:
+        claimed = message.version
+        if claimed not in (HttpVersion10, HttpVersion11):
+            message = message._replace(version=HttpVersion11, should_close=True)
+        request = make_request(message, payload, protocol, writer, task)
+        request[_CLAIMED_VERSION] = claimed
+        return request
+
+    return make
+
+
+class _LambdaShapedErrors(RequestHandler):
+    """aiohttp's connection handler, answering what its parser refuses in Lambda's error shape.
+
+    A request aiohttp cannot parse (a bad request line, header or length, data
+    after ``Connection: close``) never reaches the routes:
+    aiohttp answers it from ``handle_error`` in plain text. Its own method
+    still logs (or raises when an answer has begun); the answer becomes the
+    same status as JSON with ``x-amzn-ErrorType``, and the connection closes.
+    """
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)
+        if status >= 500:
+            error: ApiError = ServiceException("The local Invoke API failed; see its log", status=status)
+        else:
+            detail = shown(message or str(exc or "malformed request"), 200)
+            error = InvalidRequestContentException(f"Malformed HTTP request: {detail}", status=status)
+        answer = _error_response(error, str(uuid.uuid4()))
+        answer.force_close()
+        return answer
+
+
+_REQUEST_ID = web.RequestKey("request_id", str)
+
+
+async def _unknown_operation(request: web.Request) -> web.StreamResponse:
+    """Any other path or method: Lambda's answer to an operation it does not know."""
+    raise UnknownOperationException("Unknown operation")
+
+
+def _shutting_down() -> ServiceException:
+    return ServiceException("The local Invoke API is shutting down", status=503, close=True)
+
+
 def _error_response(error: ApiError, request_id: str) -> web.Response:
-    body = {"Type": error.extra.get("Type", "User"), "message": error.message, **error.extra}
     response = web.Response(
         status=error.status,
-        body=json.dumps(body).encode("utf-8"),
+        body=json.dumps(error.body()).encode("utf-8"),
         content_type="application/json",
         headers={"x-amzn-ErrorType": error.error_type, "x-amzn-RequestId": request_id},
     )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import enum
 import json
 import os
 import queue
@@ -48,7 +49,14 @@ from local_runtime.config import FunctionConfig, new_log_stream_name, process_en
 from local_runtime.debugger import DebugClock
 from local_runtime.lambda_python import check_runtime_installed, find_interpreter
 from local_runtime.memory_watch import MemoryWatch, make_cgroup, remove_cgroup
-from local_runtime.runtime_api import MAX_RESPONSE_BYTES, InvocationRequest, RuntimeApi, RuntimeEvent
+from local_runtime.runtime_api import (
+    ANSWERS,
+    MAX_RESPONSE_BYTES,
+    EventKind,
+    InvocationRequest,
+    RuntimeApi,
+    RuntimeEvent,
+)
 
 LogSink = Callable[[str], None]
 # Inits that may run at once: one per core. Shared by every pool in the process.
@@ -82,9 +90,64 @@ class Invocation:
         return self.report.init_duration_ms is not None or self.report.suppressed_init
 
 
-class _InitOutcome:
-    READY = "ready"
-    TIMEOUT = "timeout"
+@dataclass(frozen=True)
+class ErrorPayload:
+    """An error an invocation is answered with: Lambda's ``{"errorType", "errorMessage"}`` object.
+
+    ``posted`` is the runtime's own error object (an init error), answered as
+    the runtime posted it, extra keys and all.
+    """
+
+    error_type: str
+    message: str
+    posted: dict[str, Any] | None = None
+
+    @classmethod
+    def from_runtime(cls, body: bytes, header: str | None) -> ErrorPayload:
+        """An error the runtime posted; Lambda builds one from the header when the body is no JSON object."""
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            return cls(header or "Runtime.Unknown", body.decode("utf-8", "replace"))
+        error_type, message = parsed.get("errorType"), parsed.get("errorMessage")
+        return cls(
+            error_type if isinstance(error_type, str) and error_type else "Runtime.Unknown",
+            message if isinstance(message, str) else "",
+            parsed,
+        )
+
+    def json(self) -> bytes:
+        error = self.posted if self.posted is not None else {"errorType": self.error_type, "errorMessage": self.message}
+        return json.dumps(error).encode("utf-8")
+
+
+class InitStatus(enum.Enum):
+    READY = "ready"  # the runtime asked for its first event
+    TIMEOUT = "timeout"  # past the init limit
+    FAILED = "failed"  # the runtime reported an init error, exited, or could not start
+
+
+@dataclass(frozen=True)
+class InitOutcome:
+    status: InitStatus
+    error: ErrorPayload | None = None  # FAILED: what the invocation is answered with
+
+    @classmethod
+    def failed(cls, error: ErrorPayload) -> InitOutcome:
+        return cls(InitStatus.FAILED, error)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One invocation in an environment, from its START: what every way it ends reports."""
+
+    request_id: str
+    started: float  # time.perf_counter() at START: Duration
+    deadline: float  # time.monotonic() at which it times out (a debugger's pauses extend it)
+    init_ms: float | None  # Init Duration, on a cold start whose init finished in time
+    suppressed: bool  # init timed out and runs again inside this invocation
 
 
 class ExecutionEnvironment:
@@ -124,7 +187,7 @@ class ExecutionEnvironment:
         debug = self.config.debug.launcher() if self.config.debug else []
         return [find_interpreter(), *debug, "-m", "awslambdaric", self.config.handler]
 
-    def _spawn(self) -> dict[str, Any] | None:
+    def _spawn(self) -> ErrorPayload | None:
         """Start the runtime against a fresh Runtime API; an error payload if it cannot start."""
         self._close_api()
         if self.tmp_dir is None and self.config.tmp_per_environment and not self.sandboxed:
@@ -156,7 +219,7 @@ class ExecutionEnvironment:
         except OSError as exc:
             for fd in (output_read, telemetry_read):
                 os.close(fd)
-            return {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": _entrypoint_message(exc)}
+            return ErrorPayload("Runtime.InvalidEntrypoint", _entrypoint_message(exc))
         finally:
             os.close(output_write)
             os.close(telemetry_write)
@@ -165,23 +228,23 @@ class ExecutionEnvironment:
         self._watch = MemoryWatch(self._process.pid, self.config.memory_mb, self._cgroup)
         return None
 
-    def _init(self, deadline: float) -> str | dict[str, Any]:
-        """Spawn and wait for the first ``/next``: READY, TIMEOUT or the init error payload."""
+    def _init(self, deadline: float) -> InitOutcome:
+        """Spawn and wait for the first ``/next``: ready, timed out, or failed with the error to answer."""
         error = self._spawn()
         if error is not None:
-            return error
+            return InitOutcome.failed(error)
         while True:
             event = self._next_event(deadline)
             if event is None:
-                return _InitOutcome.TIMEOUT
-            if event.kind == "next":
-                return _InitOutcome.READY
-            if event.kind == "init_error":
+                return InitOutcome(InitStatus.TIMEOUT)
+            if event.kind is EventKind.NEXT:
+                return InitOutcome(InitStatus.READY)
+            if event.kind is EventKind.INIT_ERROR:
                 self._drain_logs()
-                return _error_payload(event.body, event.error_type)
-            if event.kind == "exit":
+                return InitOutcome.failed(ErrorPayload.from_runtime(event.body, event.error_type))
+            if event.kind is EventKind.EXIT:
                 self._drain_logs()
-                return self._exit_error("")
+                return InitOutcome.failed(self._exit_error(""))
             self._note_rejected(event)
 
     def shutdown(self) -> None:
@@ -268,13 +331,13 @@ class ExecutionEnvironment:
                 try:  # anything it posted before exiting is already queued
                     return api.events.get_nowait()
                 except queue.Empty:
-                    return RuntimeEvent("exit")
+                    return RuntimeEvent(EventKind.EXIT)
 
     def _note_rejected(self, event: RuntimeEvent) -> None:
         """A call the Runtime API refused: one line in the log, the invocation goes on."""
         self._emit(f"Runtime API rejected a call from the runtime: {event.detail}")
 
-    def _exit_error(self, request_id: str) -> dict[str, Any]:
+    def _exit_error(self, request_id: str) -> ErrorPayload:
         """Runtime.ExitError, phrased as the service phrases Go's exit status."""
         assert self._process is not None
         try:
@@ -286,12 +349,12 @@ class ExecutionEnvironment:
         if self._watch is not None and self._watch.oom_killed:  # as Lambda: the kernel's kill at MemorySize
             self._reset_by_service = True
             message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
-            return {"errorType": "Runtime.OutOfMemory", "errorMessage": message}
+            return ErrorPayload("Runtime.OutOfMemory", message)
         message = f"RequestId: {request_id} Error: Runtime exited with error: {_exit_status(code)}"
         if code == 0:
             message = f"RequestId: {request_id} Error: Runtime exited without providing a reason"
         self._reset_by_service = True
-        return {"errorType": "Runtime.ExitError", "errorMessage": message}
+        return ErrorPayload("Runtime.ExitError", message)
 
     # -- invocation ----------------------------------------------------------
 
@@ -306,29 +369,20 @@ class ExecutionEnvironment:
     ) -> Invocation:
         """Run one invocation, starting the environment first if this is its cold start."""
         request_id = request_id or str(uuid.uuid4())
-        fmt = self.config.log_format
         init_ms: float | None = None
         suppressed = False
         if self._process is None:
-            with INIT_SLOTS:  # wait for a core before the init clock starts
-                self._emit(logs.init_start_line(fmt, self._runtime_version()))
-                started = time.perf_counter()
-                outcome = self._init(time.monotonic() + self.config.init_timeout_s)
-                init_ms = (time.perf_counter() - started) * 1000
-            if isinstance(outcome, dict):
-                return self._finish_failed_init(request_id, init_ms, outcome)
-            if outcome == _InitOutcome.TIMEOUT:
+            outcome, init_ms = self._cold_init()
+            if outcome.error is not None:
+                return self._finish_failed_init(request_id, init_ms, outcome.error)
+            if outcome.status is InitStatus.TIMEOUT:
                 self._kill()
                 self._drain_logs()
-                self._emit(logs.init_report_line(fmt, init_ms, "timeout"))
+                self._emit(logs.init_report_line(self.config.log_format, init_ms, "timeout"))
                 init_ms, suppressed = None, True
         elif not self.alive:
             raise RuntimeError("this execution environment has ended; start a new one")
-        self._emit(logs.start_line(fmt, request_id))
-        started = time.perf_counter()
-        if self._debug_clock is not None:
-            self._debug_clock.held_s = 0.0  # a fresh deadline: only what the debugger holds from now on moves it
-        deadline = time.monotonic() + self.config.timeout_s
+        attempt = self._start(request_id, init_ms, suppressed)
         request = InvocationRequest(
             request_id=request_id,
             payload=payload.encode("utf-8") if isinstance(payload, str) else payload,
@@ -340,39 +394,66 @@ class ExecutionEnvironment:
             tenant_id=tenant_id,
         )
         if suppressed:  # init again, inside this invocation and under its timeout
-            outcome = self._init(deadline)
-            if outcome == _InitOutcome.TIMEOUT:
-                return self._timed_out(request_id, started, init_ms, suppressed)
-            if isinstance(outcome, dict):
-                return self._failed(request_id, started, outcome, init_ms, suppressed)
+            outcome = self._init(attempt.deadline)
+            if outcome.status is InitStatus.TIMEOUT:
+                return self._timed_out(attempt)
+            if outcome.error is not None:
+                return self._failed(attempt, outcome.error)
         assert self._api is not None
         if self._watch is not None:
             self._watch.thaw()  # frozen since its last answer: timers and threads resume late, as on Lambda
         self._api.dispatch(request)
+        answer = self._wait_for_answer(attempt)
+        if isinstance(answer, Invocation):
+            return answer
+        return self._answered(attempt, answer)
+
+    def _cold_init(self) -> tuple[InitOutcome, float]:
+        """Init under Lambda's init limit, once a core is free: the outcome and the Init Duration (ms)."""
+        with INIT_SLOTS:  # wait for a core before the init clock starts
+            self._emit(logs.init_start_line(self.config.log_format, self._runtime_version()))
+            started = time.perf_counter()
+            outcome = self._init(time.monotonic() + self.config.init_timeout_s)
+            return outcome, (time.perf_counter() - started) * 1000
+
+    def _start(self, request_id: str, init_ms: float | None, suppressed: bool) -> _Attempt:
+        """START, and the invocation's clock and deadline."""
+        self._emit(logs.start_line(self.config.log_format, request_id))
+        started = time.perf_counter()
+        if self._debug_clock is not None:
+            self._debug_clock.held_s = 0.0  # a fresh deadline: only what the debugger holds from now on moves it
+        return _Attempt(request_id, started, time.monotonic() + self.config.timeout_s, init_ms, suppressed)
+
+    def _wait_for_answer(self, attempt: _Attempt) -> RuntimeEvent | Invocation:
+        """The runtime's answer, once it asks for the next event (or exits after answering); else how it failed."""
         answer: RuntimeEvent | None = None
         while True:
-            event = self._next_event(deadline)
+            event = self._next_event(attempt.deadline)
             if event is None:
-                return self._timed_out(request_id, started, init_ms, suppressed)
-            if event.kind in ("response", "error", "too_large"):
+                return self._timed_out(attempt)
+            if event.kind in ANSWERS:
                 answer = event
-            elif event.kind == "next" and answer is not None:
-                break  # the runtime asks for more work: this invocation is over
-            elif event.kind == "exit":
+            elif event.kind is EventKind.NEXT and answer is not None:
+                return answer  # the runtime asks for more work: this invocation is over
+            elif event.kind is EventKind.EXIT:
                 if answer is None:
                     self._drain_logs()
-                    error = self._exit_error(request_id)
-                    self._emit(f"{error['errorMessage']}\n{error['errorType']}")
-                    return self._failed(request_id, started, error, init_ms, suppressed)
+                    error = self._exit_error(attempt.request_id)
+                    self._emit(f"{error.message}\n{error.error_type}")
+                    return self._failed(attempt, error)
+                assert self._process is not None
                 self._emit(
-                    f"RequestId: {request_id} Runtime exited after answering "
-                    f"({_exit_status(self._returncode(self._process.wait()))}); the next invocation is a cold start"  # type: ignore[union-attr]
+                    f"RequestId: {attempt.request_id} Runtime exited after answering "
+                    f"({_exit_status(self._returncode(self._process.wait()))}); the next invocation is a cold start"
                 )
                 self._reset_by_service = True
-                break
+                return answer
             else:
                 self._note_rejected(event)
-        duration_ms = (time.perf_counter() - started) * 1000
+
+    def _answered(self, attempt: _Attempt, answer: RuntimeEvent) -> Invocation:
+        """The runtime answered: its response or error (or the platform's, for one too large), and REPORT."""
+        duration_ms = (time.perf_counter() - attempt.started) * 1000
         self.invocations += 1
         self._drain_logs()
         if self._watch is not None and self.alive and self.config.debug is None:
@@ -380,71 +461,58 @@ class ExecutionEnvironment:
             # debugger, whose adapter thread must keep answering the editor between invocations.
             self._watch.freeze()
         body, error_type = answer.body, None
-        if answer.kind == "too_large":
+        if answer.kind is EventKind.TOO_LARGE:
             error_type = "Function.ResponseSizeTooLarge"
-            body = json.dumps(
-                {
-                    "errorType": error_type,
-                    "errorMessage": f"Response payload size exceeded maximum allowed payload size "
-                    f"({MAX_RESPONSE_BYTES} bytes).",
-                }
-            ).encode("utf-8")
-        elif answer.kind == "error":
+            body = ErrorPayload(
+                error_type,
+                f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+            ).json()
+        elif answer.kind is EventKind.ERROR:
             error_type = _error_type(answer.body, answer.error_type)
         report = logs.Report(
-            request_id=request_id,
+            request_id=attempt.request_id,
             duration_ms=duration_ms,
             memory_size_mb=self.config.memory_mb,
             max_memory_used_mb=self._sample_memory(),
-            init_duration_ms=init_ms,
+            init_duration_ms=attempt.init_ms,
             status="success" if error_type is None else "error",
             error_type=error_type,
-            platform_failure=answer.kind == "too_large",
-            suppressed_init=suppressed,
+            platform_failure=answer.kind is EventKind.TOO_LARGE,
+            suppressed_init=attempt.suppressed,
         )
-        return self._finish(request_id, body, report)
+        return self._finish(attempt.request_id, body, report)
 
     def _runtime_version(self) -> str:
         if self.config.runtime == "provided.al2023":
             return "provided:al2023.local"
         return f"python:{self.config.python_version}.local"
 
-    def _timed_out(self, request_id: str, started: float, init_ms: float | None, suppressed: bool) -> Invocation:
+    def _timed_out(self, attempt: _Attempt) -> Invocation:
         self._kill()
         self._drain_logs()  # what it printed before the kill belongs before the timeout line
-        self._emit(f"{logs.iso_now()} {request_id} Task timed out after {self.config.timeout_s:.2f} seconds")
-        error = {
-            "errorType": "Sandbox.Timedout",
-            "errorMessage": f"RequestId: {request_id} Error: Task timed out after {self.config.timeout_s:.2f} seconds",
-        }
-        return self._failed(request_id, started, error, init_ms, suppressed, status="timeout")
+        timeout = f"Task timed out after {self.config.timeout_s:.2f} seconds"
+        self._emit(f"{logs.iso_now()} {attempt.request_id} {timeout}")
+        error = ErrorPayload("Sandbox.Timedout", f"RequestId: {attempt.request_id} Error: {timeout}")
+        return self._failed(attempt, error, status="timeout")
 
-    def _failed(
-        self,
-        request_id: str,
-        started: float,
-        error: dict[str, Any],
-        init_ms: float | None,
-        suppressed: bool,
-        status: str = "error",
-    ) -> Invocation:
+    def _failed(self, attempt: _Attempt, error: ErrorPayload, status: str = "error") -> Invocation:
         """The environment, not just the handler, failed: report it and leave the environment dead."""
-        duration_ms = (time.perf_counter() - started) * 1000
+        duration_ms = (time.perf_counter() - attempt.started) * 1000
         self.invocations += 1
         memory = self._sample_memory()
         self._kill()
         report = logs.Report(
-            request_id=request_id,
+            request_id=attempt.request_id,
             duration_ms=duration_ms,
             memory_size_mb=self.config.memory_mb,
             max_memory_used_mb=memory,
-            init_duration_ms=init_ms,
+            init_duration_ms=attempt.init_ms,
             status=status,
-            error_type=error["errorType"],
+            error_type=error.error_type,
             platform_failure=True,
-            suppressed_init=suppressed,
+            suppressed_init=attempt.suppressed,
         )
-        return self._finish(request_id, json.dumps(error).encode("utf-8"), report)
+        return self._finish(attempt.request_id, error.json(), report)
 
     def _finish(self, request_id: str, body: bytes, report: logs.Report) -> Invocation:
         end = logs.end_line(self.config.log_format, request_id)
@@ -461,7 +529,7 @@ class ExecutionEnvironment:
             environment_id=self.id,
         )
 
-    def _finish_failed_init(self, request_id: str, init_ms: float, error: dict[str, Any]) -> Invocation:
+    def _finish_failed_init(self, request_id: str, init_ms: float, error: ErrorPayload) -> Invocation:
         """Init failed: Lambda answers the invocation with the init error and discards the environment."""
         memory = self._sample_memory()
         self._kill()
@@ -473,10 +541,10 @@ class ExecutionEnvironment:
             max_memory_used_mb=memory,
             init_duration_ms=init_ms,
             status="error",
-            error_type=error.get("errorType") or "Runtime.Unknown",
+            error_type=error.error_type,
             platform_failure=True,
         )
-        return self._finish(request_id, json.dumps(error).encode("utf-8"), report)
+        return self._finish(request_id, error.json(), report)
 
 
 def _exit_status(code: int) -> str:
@@ -492,23 +560,11 @@ def _entrypoint_message(exc: OSError) -> str:
     return f"RequestId:  Error: fork/exec {exc.filename}: {exc.strerror.lower() if exc.strerror else exc}"
 
 
-def _error_payload(body: bytes, header: str | None) -> dict[str, Any]:
-    """An error the runtime posted, as a dict; Lambda builds one from the header when the body is no JSON object."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        return parsed
-    return {"errorType": header or "Runtime.Unknown", "errorMessage": body.decode("utf-8", "replace")}
-
-
 def _error_type(body: bytes, header: str | None) -> str:
     """The header if the runtime sent one (awslambdaric does not), else the body's errorType."""
     if header:
         return header
-    error_type = _error_payload(body, None).get("errorType")
-    return error_type if isinstance(error_type, str) and error_type else "Runtime.Unknown"
+    return ErrorPayload.from_runtime(body, None).error_type
 
 
 def _trace_id() -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import queue
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from local_runtime import peers
 from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
@@ -72,16 +74,26 @@ class InvocationRequest:
         return headers
 
 
+class EventKind(enum.Enum):
+    """What a :class:`RuntimeEvent` reports."""
+
+    NEXT = "next"  # asked for work: init, or the previous invocation, is over
+    RESPONSE = "response"
+    ERROR = "error"  # the function's error, posted to /invocation/{id}/error
+    TOO_LARGE = "too_large"  # a response over MAX_RESPONSE_BYTES
+    INIT_ERROR = "init_error"
+    REJECTED = "rejected"  # a call the API refused; the event's detail says why
+    EXIT = "exit"  # the process is gone (the environment notices this, not the API)
+
+
+ANSWERS = frozenset({EventKind.RESPONSE, EventKind.ERROR, EventKind.TOO_LARGE})  # what ends an invocation's wait
+
+
 @dataclass(frozen=True)
 class RuntimeEvent:
-    """One thing the runtime did, for the service side.
+    """One thing the runtime did, for the service side."""
 
-    ``kind`` is ``next`` (asked for work: init or the previous invocation is
-    over), ``response``, ``error``, ``too_large`` (a response over the limit),
-    ``init_error`` or ``rejected`` (a call the API refused; ``detail`` says why).
-    """
-
-    kind: str
+    kind: EventKind
     request_id: str = ""
     body: bytes = b""
     error_type: str | None = None
@@ -96,7 +108,8 @@ def _say_unchecked(why: str) -> None:
 
 
 def _error(status: int, error_type: str, message: str) -> web.Response:
-    body = json.dumps({"errorMessage": message, "errorType": error_type}) + "\n"
+    # No newline after the JSON: awslambdaric prints a refusal's body inside its own log line.
+    body = json.dumps({"errorMessage": message, "errorType": error_type})
     return web.Response(status=status, text=body, content_type="application/json")
 
 
@@ -264,7 +277,7 @@ class RuntimeApi:
             self._pending = request
 
     def _reject(self, status: int, error_type: str, message: str, request_id: str = "") -> web.Response:
-        self.events.put(RuntimeEvent("rejected", request_id, detail=f"{status} {error_type}: {message}"))
+        self.events.put(RuntimeEvent(EventKind.REJECTED, request_id, detail=f"{status} {error_type}: {message}"))
         return _error(status, error_type, message)
 
     async def _next(self, request: web.Request) -> web.StreamResponse:
@@ -289,7 +302,7 @@ class RuntimeApi:
             # Asking again before answering: Lambda hands out the same event again.
             return web.Response(body=current.payload, headers=current.headers())
         self._initialised = True
-        self.events.put(RuntimeEvent("next"))
+        self.events.put(RuntimeEvent(EventKind.NEXT))
         if self._pending is not None:
             invocation, self._pending = self._pending, None
         else:
@@ -297,6 +310,17 @@ class RuntimeApi:
             self._waiting_transport = request.transport
             invocation = await self._waiting  # no timeout: the environment may idle for long
         return web.Response(body=invocation.payload, headers=invocation.headers())
+
+    async def _read(self, request: web.Request, request_id: str = "") -> bytes | web.Response:
+        """The call's whole body, or the refusal of a body cut short.
+
+        A runtime ended mid-post (the function timed out while it sent a slow
+        ``/response``) cuts its connection: that is no news for the log.
+        """
+        try:
+            return await request.read()
+        except (ConnectionError, HttpProcessingError):
+            return self._reject(400, "InvalidRequestContentException", "The body was cut short", request_id)
 
     def _check_answer(self, request_id: str) -> web.Response | None:
         """400 for an id that is not the current invocation's, 403 for a second answer."""
@@ -319,16 +343,18 @@ class RuntimeApi:
         if refused is not None:
             return refused
         try:
-            body: bytes | None = await request.read()
+            body: bytes | web.Response | None = await self._read(request, request_id)
         except web.HTTPRequestEntityTooLarge:  # beyond what the server reads at all: too large either way
             body = None
+        if isinstance(body, web.Response):
+            return body
         self._answered.add(request_id)
         if body is None or len(body) > MAX_RESPONSE_BYTES:
-            self.events.put(RuntimeEvent("too_large", request_id))
+            self.events.put(RuntimeEvent(EventKind.TOO_LARGE, request_id))
             return _error(
                 413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
             )
-        self.events.put(RuntimeEvent("response", request_id, body))
+        self.events.put(RuntimeEvent(EventKind.RESPONSE, request_id, body))
         return _accepted()
 
     async def _invocation_error(self, request: web.Request) -> web.StreamResponse:
@@ -336,9 +362,11 @@ class RuntimeApi:
         refused = self._check_answer(request_id)
         if refused is not None:
             return refused
-        body = await request.read()
+        body = await self._read(request, request_id)
+        if isinstance(body, web.Response):
+            return body
         self._answered.add(request_id)
-        self.events.put(RuntimeEvent("error", request_id, body, request.headers.get(_ERROR_TYPE)))
+        self.events.put(RuntimeEvent(EventKind.ERROR, request_id, body, request.headers.get(_ERROR_TYPE)))
         return _accepted()
 
     async def _init_error(self, request: web.Request) -> web.StreamResponse:
@@ -348,7 +376,9 @@ class RuntimeApi:
                 "InvalidStateTransition",
                 "State transition from Ready to InitError failed for runtime. Error: State transition is not allowed",
             )
-        body = await request.read()
+        body = await self._read(request)
+        if isinstance(body, web.Response):
+            return body
         self._init_failed = True
-        self.events.put(RuntimeEvent("init_error", body=body, error_type=request.headers.get(_ERROR_TYPE)))
+        self.events.put(RuntimeEvent(EventKind.INIT_ERROR, body=body, error_type=request.headers.get(_ERROR_TYPE)))
         return _accepted()

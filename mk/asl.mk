@@ -1,5 +1,5 @@
 # asl-validator (npm, Apache-2.0) checks statemachine/*.asl.json in `make test`
-# (tests/test_fanout.py). Pinned by tools/asl/package-lock.json and installed
+# (tests/tooling/test_fanout.py). Pinned by tools/asl/package-lock.json and installed
 # with `npm ci` into tools/asl/node_modules/, never globally. Included by the
 # Makefile; docs_apt (Debian packages as root) comes from mk/docs.mk.
 

@@ -54,7 +54,7 @@ bench-scan: bench-deps ## scan time, peak RSS and /tmp vs N against the S3 stand
 	$(PY) bench/scan_bench.py
 
 presign-stress: install ## presign.py vs botocore with thousands of hypothesis examples per property
-	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q -p no:cacheprovider -n 2 tests/test_presign.py -k matches_botocore
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q -p no:cacheprovider -n 2 tests/function/test_presign.py -k matches_botocore
 
 .PHONY: bench-reload
 bench-reload: install lambda-python ## save -> first invocation on new code with serve --watch, median of 10 (RECORD=1 to record)

@@ -7,7 +7,7 @@ the member's type. The shape of a ListObjectsV2 page is fixed, so this parser
 walks the same ElementTree once, knowing what each tag is. Anything it does not
 expect in a member it must read (``Owner``, ``RestoreStatus``, a repeated
 scalar) hands the page back to botocore's own parser, so the result is always
-botocore's; tests/test_list_parser.py proves the two equal on generated pages.
+botocore's; tests/function/test_list_parser.py proves the two equal on generated pages.
 
 Only the body is parsed here: headers, ``ResponseMetadata``, error responses
 and every other operation go through botocore unchanged, and the

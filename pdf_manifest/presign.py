@@ -9,7 +9,7 @@ a bucket, a set of credentials and a timestamp. This module computes those
 constant parts once and only the per-key part per URL (well over 100,000 URLs/s
 on one core; ``make bench`` measures it).
 
-botocore stays the oracle: the property tests in ``tests/test_presign.py``
+botocore stays the oracle: the property tests in ``tests/function/test_presign.py``
 compare every URL byte for byte with botocore's own, for arbitrary keys,
 bucket names, regions, expiries, endpoints, addressing styles and session
 tokens. To make that possible the bucket's base URL is resolved with

@@ -1,6 +1,6 @@
 """Run the handler under seeded fault schedules and hold every outcome to the rule.
 
-The rule (issue 9): every invocation ends in exactly one of two states.
+The rule: every invocation ends in exactly one of two states.
 
 * **success**: a 200 whose manifest holds exactly the PDF keys under the
   prefix, each once, each line JSON with ``key`` and ``url``;

@@ -1,6 +1,6 @@
 """Concurrent invocations through the local Invoke API (``invoke.py serve``) against one S3 endpoint.
 
-What it proves, per issue 9:
+What it proves:
 
 * every result is correct: each invocation scans its own prefix and its
   manifest holds exactly that prefix's PDFs, under a manifest key no other
