@@ -1,7 +1,9 @@
 """Parallel listing (key_ranges.py): every key under the prefix reaches the manifest exactly once.
 
-The handler lists a prefix as key ranges at once (``StartAfter`` bounds,
-``Delimiter="/"`` seeding, cuts learned from the pages). Its correctness must
+The handler lists a prefix in order and, when the pages show waiting, as key
+ranges at once (``StartAfter`` bounds, folders by ``Prefix`` from one
+``Delimiter="/"`` page, cuts learned from the pages). The properties force the
+split (``ALWAYS_SPLIT``) whatever the server's speed. Its correctness must
 not depend on where the cuts fall, so these properties throw key sets at it
 that are built to land on, around, before and after the cuts: keys equal to
 the cuts the ladder makes, long shared stems, non-ASCII and astral characters,
@@ -9,7 +11,8 @@ the cuts the ladder makes, long shared stems, non-ASCII and astral characters,
 shrunk to a few keys (``LIST_PAGE_KEYS``) so a few dozen keys make many
 ranges. They run against moto in server mode and against versitygw (a
 separate S3 implementation, over real HTTP); the manifest is read back from
-S3 and compared with what was put there.
+S3 and compared with what was put there. The decision itself (stay in order,
+split, ramp, settle back) is tested on a simulated server with a virtual clock.
 """
 
 from __future__ import annotations
