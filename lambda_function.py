@@ -36,7 +36,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 
-from pdf_manifest.key_ranges import Page, ParallelListing
+from pdf_manifest.key_ranges import ADAPTIVE, Page, ParallelListing
 from pdf_manifest.list_parser import ListObjectsV2ParserFactory
 from pdf_manifest.manifest_upload import MIN_PART_BYTES, ManifestUpload
 from pdf_manifest.presign import MAX_EXPIRES_IN, S3Presigner
@@ -91,9 +91,11 @@ S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "").strip() or None
 # it was presigned for.
 S3_PUBLIC_ENDPOINT_URL = os.environ.get("S3_PUBLIC_ENDPOINT_URL", "").strip() or S3_ENDPOINT_URL
 QUEUE_MAX = _int_setting("QUEUE_MAX", 2000, 1)
-# How many ListObjectsV2 requests run at once. A page of 1,000 keys takes
-# ~0.3 s on S3 and one listing is a chain of pages, so the prefix is listed as
-# key ranges in parallel (key_ranges.py); 1 lists sequentially, in S3's order.
+# The most ListObjectsV2 requests in flight at once. A page of 1,000 keys takes
+# ~0.3 s on S3 and one listing is a chain of pages, so a listing whose pages
+# turn out to be mostly waiting is split into key ranges listed in parallel
+# (key_ranges.py measures that and ramps up to this ceiling); a fast local
+# server, a short listing or 1 here is listed in order, in S3's order.
 LIST_CONCURRENCY = _int_setting("LIST_CONCURRENCY", 32, 1, 256)
 # Events may name a bucket only from this list; by default just BUCKET_NAME.
 ALLOWED_BUCKETS = parse_allowed_buckets(os.environ.get("ALLOWED_BUCKETS", ""), BUCKET_NAME)
@@ -167,6 +169,7 @@ PRESIGNER = S3Presigner(
 _END_OF_LISTING = object()
 CONSUMER_BATCH = 1000
 LIST_PAGE_KEYS = 1000  # S3's most per ListObjectsV2 page; tests lower it to split small key sets
+LIST_POLICY = ADAPTIVE  # when the listing splits (key_ranges.Policy); tests force splitting
 
 
 # ---------------------------------------------------------------------------
@@ -209,6 +212,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=stats.skipped)
     metrics.add_metric(name="PagesListed", unit=MetricUnit.Count, value=stats.pages)
     metrics.add_metric(name="KeyRangesListed", unit=MetricUnit.Count, value=stats.ranges)
+    metrics.add_metric(name="KeysReceived", unit=MetricUnit.Count, value=stats.keys_received)
     metrics.add_metric(name="ManifestBytes", unit=MetricUnit.Bytes, value=stats.manifest_bytes)
     metrics.add_metric(name="ScanDuration", unit=MetricUnit.Milliseconds, value=round(duration_ms, 1))
     logger.info(
@@ -217,6 +221,8 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
         skipped=stats.skipped,
         pages=stats.pages,
         key_ranges=stats.ranges,
+        keys_received=stats.keys_received,
+        list_concurrency=stats.concurrency,
         manifest_key=result["manifest_key"],
         manifest_bytes=stats.manifest_bytes,
         duration_ms=round(duration_ms, 1),
@@ -273,6 +279,8 @@ class ScanStats:
     skipped: int = 0
     manifest_bytes: int = 0
     ranges: int = 0  # key ranges the listing was split into (1 = sequential)
+    keys_received: int = 0  # keys in the LIST pages, PDF or not, a key listed twice counted twice
+    concurrency: int = 0  # most LISTs the listing allowed in flight at once (1 = in order)
 
 
 def _no_deadline() -> int:
@@ -349,18 +357,18 @@ def is_pdf(key: str) -> bool:
 async def list_pdf_keys(
     s3: Any, bucket: str, prefix: str, queue: asyncio.Queue[Any], stats: ScanStats, time_left_ms: Callable[[], int]
 ) -> None:
-    """Producer: list the prefix as up to LIST_CONCURRENCY key ranges at once and queue every PDF key.
+    """Producer: list the prefix (in order, or as up to LIST_CONCURRENCY key ranges) and queue every PDF key.
 
-    ``ParallelListing`` (key_ranges.py) decides where the ranges start and
-    stop; here is what happens to each page. ``queue.put`` waits while the
+    ``ParallelListing`` (key_ranges.py) decides whether to split, where the
+    ranges start and stop; here is what happens to each page. ``queue.put`` waits while the
     queue is full: that is the backpressure that keeps memory flat however far
     listing runs ahead of presigning, for every range alike. The first range
     that fails (or finds the deadline near) stops all of them.
     """
     queued = 0
 
-    async def list_page(start_after: str, by_folder: bool) -> Page:
-        args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": LIST_PAGE_KEYS}
+    async def list_page(range_prefix: str, start_after: str, by_folder: bool) -> Page:
+        args: dict[str, Any] = {"Bucket": bucket, "Prefix": range_prefix, "MaxKeys": LIST_PAGE_KEYS}
         if start_after:
             args["StartAfter"] = start_after
         if by_folder:
@@ -381,11 +389,11 @@ async def list_pdf_keys(
                 stats.skipped += 1
         _check_deadline(time_left_ms, f"{stats.pages} pages listed, {queued} PDFs found so far")
 
-    listing = ParallelListing(prefix, list_page, queue_pdfs, concurrency=LIST_CONCURRENCY)
+    listing = ParallelListing(prefix, list_page, queue_pdfs, concurrency=LIST_CONCURRENCY, policy=LIST_POLICY)
     try:
         await listing.run()
     finally:
-        stats.ranges = listing.ranges
+        stats.ranges, stats.keys_received, stats.concurrency = listing.ranges, listing.keys_received, listing.peak_limit
     await queue.put(_END_OF_LISTING)
 
 

@@ -156,8 +156,10 @@ async def child_handler(bucket: str, prefix: str, manifest_id: str) -> dict[str,
         outcome = await build(request, manifest_id)
     else:
         outcome = await build(bucket, prefix, manifest_id)
-    result = outcome[0] if isinstance(outcome, tuple) else outcome
-    return {"count": result["count"], "manifest_key": result["manifest_key"]}
+    result, stats = outcome if isinstance(outcome, tuple) else (outcome, None)
+    fields = ("pages", "keys_received", "ranges", "concurrency")
+    listing = {name: getattr(stats, name) for name in fields if hasattr(stats, name)}
+    return {"count": result["count"], "manifest_key": result["manifest_key"], **listing}
 
 
 def child_naive(endpoint: str, bucket: str, prefix: str, manifest_id: str) -> dict[str, Any]:

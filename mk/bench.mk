@@ -3,13 +3,15 @@
 #   make bench                      presign rates, then scans of 1k/10k/100k keys
 #   BENCH_MAX=1000000 make bench    ... and of 1M keys
 #   BENCH_TIME_CAP=120 make bench   seconds a single scan run may take (default 60)
-#   make bench-listing              parallel listing at 1M keys, flat + folders, zero latency and under
-#                                   the latency model, vs a sequential LIST and s5cmd (~30 min)
+#   make bench-listing              ONE table: handler ÷ sequential LIST on moto and versitygw, flat and
+#                                   folders, 10k/100k keys, 0/75/150/300 ms a LIST page (~15 min)
+#   LISTING_ARGS="--sizes 1000000 --servers versitygw --cap 1800" make bench-listing   the 1M cells
+#   make bench-listing-1m           1M keys on the generated stand-in, vs a sequential LIST and s5cmd (~30 min)
 #   make bench-10m                  10M PDFs in one invocation under the latency model (~10+ min, run once)
 #   make bench-sandbox              median of 20 cold starts, Lambda's sandbox on vs off, same run
 #   make bench RECORD=1             write the committed bench/results/ and docs/graphs/bench-*.svg
 #                                   (default: bench/out/, ignored by git)
-.PHONY: bench bench-presign bench-scan presign-stress bench-deps bench-listing bench-10m bench-sandbox
+.PHONY: bench bench-presign bench-scan presign-stress bench-deps bench-listing bench-listing-1m bench-10m bench-sandbox
 
 ##@ Bench and stress
 
@@ -29,7 +31,10 @@ bench: bench-deps ## run the benchmarks into bench/out/ (RECORD=1: update bench/
 	$(PY) bench/sandbox_bench.py
 	$(MAKE) --no-print-directory presign-stress
 
-bench-listing: bench-deps ## 1M keys, flat+folders, 0 and modelled latency: handler vs sequential LIST vs s5cmd
+bench-listing: bench-deps ## handler ÷ sequential LIST on moto and versitygw, 0-300 ms a page: one table
+	nice -n 10 $(PY) bench/listing_matrix.py --json $(BENCH_RESULTS)/listing/matrix.json $(LISTING_ARGS)
+
+bench-listing-1m: bench-deps ## 1M keys, flat+folders, 0 and modelled latency: handler vs sequential LIST vs s5cmd
 	nice -n 10 $(PY) bench/scan_bench.py --sizes 1000000 --layouts flat folders --modes list handler s5cmd \
 	  --latency off published --cap 900 --json $(BENCH_RESULTS)/listing/listing-1m.json --no-graphs
 	$(PY) bench/listing_report.py --dir $(BENCH_RESULTS)/listing

@@ -35,8 +35,14 @@ class _Fallback(Exception):
     """The page holds something this parser leaves to botocore."""
 
 
+_LOCAL_NAMES: dict[str, str] = {}  # "{namespace}Key" -> "Key": a page has ~7,000 tags of ~15 names
+
+
 def _tag(element: ETree.Element) -> str:
-    return element.tag.rpartition("}")[2]
+    name = element.tag.rpartition("}")[2]
+    if len(_LOCAL_NAMES) < 256:  # a page of made-up tags cannot grow it without bound
+        _LOCAL_NAMES[element.tag] = name
+    return name
 
 
 class ListObjectsV2Parser(AioRestXMLParser):
@@ -61,12 +67,13 @@ class ListObjectsV2Parser(AioRestXMLParser):
         contents: list[dict[str, Any]] = []
         folders: list[dict[str, str]] = []
         timestamp = self._timestamp_parser
+        local = _LOCAL_NAMES.get
         for element in root:
-            tag = _tag(element)
+            tag = local(element.tag) or _tag(element)
             if tag == "Contents":
                 entry: dict[str, Any] = {}
                 for field in element:
-                    name = _tag(field)
+                    name = local(field.tag) or _tag(field)
                     if name not in _OBJECT_KNOWN:
                         if name in _OBJECT_COMPLEX:
                             raise _Fallback

@@ -1,7 +1,9 @@
 """Parallel listing (key_ranges.py): every key under the prefix reaches the manifest exactly once.
 
-The handler lists a prefix as key ranges at once (``StartAfter`` bounds,
-``Delimiter="/"`` seeding, cuts learned from the pages). Its correctness must
+The handler lists a prefix in order and, when the pages show waiting, as key
+ranges at once (``StartAfter`` bounds, folders by ``Prefix`` from one
+``Delimiter="/"`` page, cuts learned from the pages). The properties force the
+split (``ALWAYS_SPLIT``) whatever the server's speed. Its correctness must
 not depend on where the cuts fall, so these properties throw key sets at it
 that are built to land on, around, before and after the cuts: keys equal to
 the cuts the ladder makes, long shared stems, non-ASCII and astral characters,
@@ -9,12 +11,15 @@ the cuts the ladder makes, long shared stems, non-ASCII and astral characters,
 shrunk to a few keys (``LIST_PAGE_KEYS``) so a few dozen keys make many
 ranges. They run against moto in server mode and against versitygw (a
 separate S3 implementation, over real HTTP); the manifest is read back from
-S3 and compared with what was put there.
+S3 and compared with what was put there. The decision itself (stay in order,
+split, ramp, settle back) is tested on a simulated server with a virtual clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import heapq
 import json
 import string
 import uuid
@@ -109,6 +114,7 @@ def _handler_for(endpoint: str, tmp_path_factory: pytest.TempPathFactory, **env:
 
         module = import_fresh("lambda_function_listing_test")
         module.LIST_PAGE_KEYS = PAGE_KEYS
+        module.LIST_POLICY = key_ranges.ALWAYS_SPLIT  # a local server would be listed in order: cut anyway
         yield module
     finally:
         mp.undo()
@@ -225,6 +231,118 @@ def test_cuts_follow_the_shape_of_the_keys() -> None:
     assert pages_left(space, "2026/04/doc-1000000.pdf", "2026/04/doc-1000999.pdf", "2026/04/doc-1001999.pdf") < 2
 
 
+# --- the decision: when to split, measured on a simulated server ---------------
+
+
+class SimulatedS3:
+    """ListObjectsV2 over a sorted key list, on a virtual clock (no timing of the real machine).
+
+    Each page takes ``page_s`` virtual seconds. ``waits=True`` is S3: the time
+    is a round trip, so pages in flight at once overlap. ``waits=False`` is a
+    local server: the time is its CPU, pages in flight share it, so asking
+    twice at once lists no faster. The client spends ``client_s`` of CPU a page.
+    """
+
+    def __init__(self, keys: list[str], prefix: str, *, page_s: float, waits: bool, client_s: float = 0.001) -> None:
+        self.keys, self.prefix, self.page_s, self.waits, self.client_s = sorted(keys), prefix, page_s, waits, client_s
+        self.now = self.cpu = self.busy_until = 0.0
+        self.answers: list[float] = []
+        self.page_keys = 1000
+
+    def clock(self) -> float:
+        return self.now
+
+    def cpu_clock(self) -> float:
+        return self.cpu
+
+    async def list_page(self, prefix: str, after: str, by_folder: bool) -> key_ranges.Page:
+        # Discrete events: a request answers at ``end``; the clock jumps to the earliest answer
+        # once every task has had its turn (so requests sent together overlap).
+        if self.waits:
+            end = self.now + self.page_s
+        else:
+            end = self.busy_until = max(self.now, self.busy_until) + self.page_s
+        heapq.heappush(self.answers, end)
+        while True:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if self.answers[0] == end:
+                heapq.heappop(self.answers)
+                self.now = max(self.now, end)
+                break
+        self.cpu += self.client_s
+        i = bisect.bisect_right(self.keys, max(after, prefix))
+        keys: list[str] = []
+        folders: list[str] = []
+        while i < len(self.keys) and self.keys[i].startswith(prefix) and len(keys) + len(folders) < self.page_keys:
+            rest = self.keys[i][len(prefix) :]
+            if by_folder and "/" in rest:
+                folder = prefix + rest.partition("/")[0] + "/"
+                folders.append(folder)
+                i = bisect.bisect_left(self.keys, folder[:-1] + "0")  # '0' follows '/': past the folder
+            else:
+                keys.append(self.keys[i])
+                i += 1
+        return keys, folders, i < len(self.keys) and self.keys[i].startswith(prefix)
+
+    def run(self, concurrency: int = 32) -> tuple[key_ranges.ParallelListing, list[str]]:
+        listed: list[str] = []
+
+        async def emit(keys: list[str]) -> None:
+            listed.extend(keys)
+
+        listing = key_ranges.ParallelListing(
+            self.prefix, self.list_page, emit, concurrency=concurrency, clock=self.clock, cpu_clock=self.cpu_clock
+        )
+        asyncio.run(listing.run())
+        return listing, listed
+
+
+FLAT = [f"2026/04/doc-{n:07d}.pdf" for n in range(100_000)]
+FOLDERS = [f"2026/04/batch-{n // 1000:05d}/doc-{n:07d}.pdf" for n in range(100_000)]
+
+
+@pytest.mark.parametrize("keys", [FLAT, FOLDERS], ids=["flat", "folders"])
+def test_a_fast_server_is_listed_in_order(keys: list[str]) -> None:
+    server = SimulatedS3(keys, "2026/04/", page_s=0.005, waits=False)
+    listing, listed = server.run()
+    assert listed == keys  # S3's order, every key once
+    assert (listing.ranges, listing.peak_limit, listing.requests, listing.keys_received) == (1, 1, 100, len(keys))
+
+
+@pytest.mark.parametrize("keys", [FLAT, FOLDERS], ids=["flat", "folders"])
+def test_a_server_busy_on_its_own_cpu_gains_nothing_and_goes_back_in_order(keys: list[str]) -> None:
+    """Slow pages that do not overlap (moto: its own CPU): one probe at 4, then in order again."""
+    server = SimulatedS3(keys, "2026/04/", page_s=0.2, waits=False)
+    listing, listed = server.run()
+    assert sorted(listed) == keys and len(listed) == len(keys)
+    assert listing.limit == 1 and listing.peak_limit == 4
+    assert listing.keys_received <= 1.1 * len(keys)
+
+
+@pytest.mark.parametrize("keys", [FLAT, FOLDERS], ids=["flat", "folders"])
+@pytest.mark.parametrize("page_s", [0.075, 0.3])
+def test_a_latency_bound_server_is_split_and_ramped_without_reading_twice(keys: list[str], page_s: float) -> None:
+    server = SimulatedS3(keys, "2026/04/", page_s=page_s, waits=True)
+    listing, listed = server.run(concurrency=32)
+    assert sorted(listed) == keys and len(listed) == len(keys)
+    assert listing.ranges > 4 and listing.peak_limit >= 8
+    assert listing.keys_received <= 1.1 * len(keys)
+    assert server.now < 0.2 * 100 * page_s  # virtual time: under a fifth of 100 pages in order
+
+
+def test_a_short_listing_is_never_split() -> None:
+    server = SimulatedS3(FLAT[:2500], "2026/04/", page_s=0.3, waits=True)
+    listing, listed = server.run()
+    assert listed == FLAT[:2500] and listing.ranges == 1 and listing.requests == 3
+
+
+def test_the_ceiling_holds() -> None:
+    server = SimulatedS3(FLAT, "2026/04/", page_s=0.3, waits=True)
+    listing, listed = server.run(concurrency=4)
+    assert sorted(listed) == FLAT and listing.peak_limit == 4
+
+
 # --- many producers, one outcome ----------------------------------------------
 
 
@@ -254,10 +372,25 @@ def test_parallel_listing_uses_many_ranges_and_counts_them(
     bucket, keys = filled_bucket
     module = load_handler(BUCKET_NAME=bucket, LIST_CONCURRENCY="8")
     module.LIST_PAGE_KEYS = 10
+    module.LIST_POLICY = key_ranges.ALWAYS_SPLIT
     request = module.ScanRequest(bucket=bucket, prefix="r/", source="test")
     result, stats = asyncio.run(module.build_manifest(request, "many-ranges"))
     assert result["count"] == len(keys)
-    assert stats.ranges > 1 and stats.pages >= len(keys) // 10
+    assert stats.ranges > 1 and stats.pages >= len(keys) // 10 and stats.concurrency > 1
+    assert stats.keys_received >= len(keys)
+
+
+def test_a_local_server_is_listed_in_order(
+    load_handler: Callable[..., ModuleType], s3: Any, filled_bucket: tuple[str, list[str]]
+) -> None:
+    """moto answers in milliseconds: the default policy never splits, the manifest is in S3's order."""
+    bucket, keys = filled_bucket
+    module = load_handler(BUCKET_NAME=bucket)
+    module.LIST_PAGE_KEYS = 10
+    module.LIST_POLICY = key_ranges.Policy(latency_bound_s=10.0)  # no loopback page takes 10 s
+    request = module.ScanRequest(bucket=bucket, prefix="r/", source="test")
+    result, stats = asyncio.run(module.build_manifest(request, "in-order"))
+    assert (result["count"], stats.ranges, stats.concurrency, stats.keys_received) == (len(keys), 1, 1, len(keys))
 
 
 def test_one_failing_range_stops_the_whole_scan_cleanly(
@@ -278,6 +411,7 @@ def test_one_failing_range_stops_the_whole_scan_cleanly(
         proxy.reset_schedule(decide)
         module = load_handler(BUCKET_NAME=bucket, LIST_CONCURRENCY="8", S3_ENDPOINT_URL=url, S3_MAX_ATTEMPTS="2")
         module.LIST_PAGE_KEYS = 10
+        module.LIST_POLICY = key_ranges.ALWAYS_SPLIT
         request = module.ScanRequest(bucket=bucket, prefix="r/", source="test")
 
         async def scan() -> set[asyncio.Task[Any]]:
@@ -298,6 +432,7 @@ def test_deadline_stops_every_range(
     bucket, _ = filled_bucket
     module = load_handler(BUCKET_NAME=bucket, LIST_CONCURRENCY="8", DEADLINE_MARGIN_MS="1000")
     module.LIST_PAGE_KEYS = 10
+    module.LIST_POLICY = key_ranges.ALWAYS_SPLIT
     calls = iter(range(10**6))
 
     def time_left_ms() -> int:
