@@ -39,6 +39,7 @@ from local_runtime.config import (
     load_env_vars_file,
 )
 from local_runtime.debugger import DebuggerError, DebugOptions, check_ready
+from local_runtime.display import shown
 from local_runtime.environment import Invocation
 from local_runtime.lambda_python import LambdaPythonError
 from local_runtime.pool import EnvironmentPool
@@ -455,7 +456,7 @@ def summarise(invocations: list[Invocation]) -> str:
 
 
 def _shown_path(path: str | None) -> str:
-    return json.dumps(path if path is None or len(path) <= 80 else path[:80] + "...")
+    return "null" if path is None else f'"{shown(path)}"'
 
 
 def run(argv: list[str]) -> int:

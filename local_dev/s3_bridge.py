@@ -54,13 +54,13 @@ from aiohttp import web
 from local_dev.s3_trigger import TriggerRules, trigger_rules
 from local_runtime.async_invoke import AsyncQueue, AsyncSettings, Outcome, QueuedEvent
 from local_runtime.config import ACCOUNT_ID
+from local_runtime.display import shown
 from local_runtime.http_guard import allowed_hosts, is_loopback, log_refusal, refusal
 
 _log = logging.getLogger("s3-bridge")
 PATH = "/s3-events"
 BODY_LIMIT = 1 << 20  # one webhook POST carries one record; S3 batches none
 MAX_KEY_BYTES = 1024
-SHOWN = 80
 NOTIFICATION_ID = "local-s3-trigger"
 INVOKE_TIMEOUT_S = 960.0  # Lambda's longest timeout (900 s) and some
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
@@ -82,12 +82,7 @@ class ObjectEvent:
 
     @property
     def label(self) -> str:
-        return f"{self.bucket}/{_shown(self.key)}"
-
-
-def _shown(text: str) -> str:
-    text = text if len(text) <= SHOWN else text[:SHOWN] + f"...({len(text)} chars)"
-    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+        return f"{self.bucket}/{shown(self.key)}"
 
 
 def s3_key_encoding(key: str) -> str:
@@ -108,11 +103,11 @@ def _decoded_key(raw: Any, encoded: bool) -> str:
         try:
             key = unquote_plus(key, errors="strict")
         except UnicodeDecodeError:
-            raise NotAnEvent(f"key {_shown(raw)} does not URL-decode to UTF-8") from None
+            raise NotAnEvent(f"key {shown(raw)} does not URL-decode to UTF-8") from None
     try:
         size = len(key.encode("utf-8"))
     except UnicodeEncodeError:
-        raise NotAnEvent(f"key {_shown(key)} is not valid Unicode (a lone surrogate)") from None
+        raise NotAnEvent(f"key {shown(key)} is not valid Unicode (a lone surrogate)") from None
     if not key or size > MAX_KEY_BYTES:
         raise NotAnEvent(f"key of {size} bytes: S3 keys are 1 to {MAX_KEY_BYTES} bytes")
     return key

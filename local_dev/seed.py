@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from local_dev.env_file import warn_if_shadowed
 from local_dev.events import keys_named_by_samples
+from local_runtime import display
 from pdf_manifest.scan_request import MAX_KEY_BYTES
 
 DECOYS = {
@@ -55,9 +56,8 @@ class UploadError(Exception):
 
 
 def shown(value: str, limit: int = 80) -> str:
-    """A path or key as a one-line message may quote it: escaped, bounded."""
-    text = value if len(value) <= limit else value[:limit] + "..."
-    return ascii(text)
+    """A path or key as a one-line message quotes it: a bounded, escaped literal."""
+    return display.shown(value, limit, quoted=True)
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def upload(s3, bucket: str, items: list[Item], workers: int, progress: bool) -> 
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise UploadError(
-                f"S3 refused s3://{bucket}/{shown(item.key, 200)[1:-1]}: {error.get('Code')}: {error.get('Message')}"
+                f"S3 refused s3://{bucket}/{display.shown(item.key, 200)}: {error.get('Code')}: {error.get('Message')}"
             ) from None
         except OSError as exc:
             raise UploadError(f"cannot read {shown(str(item.path))} while uploading it: {exc.strerror}") from None

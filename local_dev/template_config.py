@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from local_runtime.config import ConfigurationError
+from local_runtime.display import shown
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 ALIAS_BUDGET = 10_000  # nodes that aliases may add to a template once expanded
@@ -161,11 +162,6 @@ def _is_intrinsic(value: Any) -> bool:
     return key in ("Ref", "Condition") or str(key).startswith("Fn::")
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _env_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -186,7 +182,7 @@ class _Reader:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise self.fail(f"{where} must be a mapping, not {type(value).__name__} {_shown(value)}")
+            raise self.fail(f"{where} must be a mapping, not {type(value).__name__} {shown(value, quoted=True)}")
         return value
 
     def setting(self, props: dict[str, Any], key: str) -> Any:
@@ -195,17 +191,17 @@ class _Reader:
         value = _resolve(raw, self.defaults)
         if raw is not None and value is None:
             if isinstance(raw, dict) and set(raw) == {"Ref"}:
-                what = f"!Ref {_shown(raw['Ref'])} (no parameter Default)"
+                what = f"!Ref {shown(raw['Ref'], quoted=True)} (no parameter Default)"
             elif _is_intrinsic(raw):
                 what = "!" + str(next(iter(raw))).removeprefix("Fn::")
             else:
-                what = _shown(raw)
+                what = shown(raw, quoted=True)
             raise self.fail(
                 f"{key} is {what}, which cannot be resolved locally: write the value, "
                 "or !Ref a parameter that has a Default"
             )
         if isinstance(value, dict | list) and key != "Architectures":
-            raise self.fail(f"{key} must be a single value, not {_shown(value)}")
+            raise self.fail(f"{key} must be a single value, not {shown(value, quoted=True)}")
         return value
 
     def number(self, props: dict[str, Any], key: str, whole: bool) -> float | None:
@@ -213,12 +209,12 @@ class _Reader:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise self.fail(f"{key} {_shown(value)} is not a number")
+            raise self.fail(f"{key} {shown(value, quoted=True)} is not a number")
         if isinstance(value, str) and not _DECIMAL.fullmatch(value):
-            raise self.fail(f"{key} {_shown(value)} is not a plain decimal number")
+            raise self.fail(f"{key} {shown(value, quoted=True)} is not a plain decimal number")
         number = float(value)
         if not math.isfinite(number) or (whole and not number.is_integer()):
-            raise self.fail(f"{key} {_shown(value)} is not a whole number")
+            raise self.fail(f"{key} {shown(value, quoted=True)} is not a whole number")
         return number
 
     def variables(self, environment: Any, where: str) -> dict[Any, Any]:
@@ -226,11 +222,13 @@ class _Reader:
         for name, value in variables.items():
             if not isinstance(name, str) or not _VARIABLE_NAME.fullmatch(name):
                 raise self.fail(
-                    f"environment variable name {_shown(name)} is not a Lambda variable name "
+                    f"environment variable name {shown(name, quoted=True)} is not a Lambda variable name "
                     "(a letter, then letters, digits or _)"
                 )
             if value is None or isinstance(value, list) or (isinstance(value, dict) and not _is_intrinsic(value)):
-                raise self.fail(f"environment variable {name} must be a string, number or boolean, not {_shown(value)}")
+                raise self.fail(
+                    f"environment variable {name} must be a string, number or boolean, not {shown(value, quoted=True)}"
+                )
         return variables
 
 
@@ -288,7 +286,7 @@ def load_template_function(path: str | Path, logical_id: str | None = None) -> T
 
     architectures = check.setting(props, "Architectures")
     if architectures is not None and not (isinstance(architectures, list) and architectures):
-        raise check.fail(f"Architectures must be a list, not {_shown(architectures)}")
+        raise check.fail(f"Architectures must be a list, not {shown(architectures, quoted=True)}")
     architecture = check.setting({"Architectures[0]": architectures[0]}, "Architectures[0]") if architectures else None
     memory = check.number(props, "MemorySize", whole=True)
     handler = check.setting(props, "Handler")
@@ -304,7 +302,7 @@ def load_template_function(path: str | Path, logical_id: str | None = None) -> T
 
     log_format = logging("LogFormat")
     if log_format is not None and log_format not in ("Text", "JSON"):
-        raise check.fail(f"LoggingConfig.LogFormat {_shown(log_format)} is not Text or JSON")
+        raise check.fail(f"LoggingConfig.LogFormat {shown(log_format, quoted=True)} is not Text or JSON")
     return TemplateFunction(
         source=str(path),
         logical_id=chosen,

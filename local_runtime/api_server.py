@@ -65,6 +65,7 @@ from local_runtime.api_errors import (
     ValidationException,
 )
 from local_runtime.config import ACCOUNT_ID
+from local_runtime.display import shown
 from local_runtime.environment import Invocation
 from local_runtime.http_guard import allowed_hosts, log_refusal, refusal
 from local_runtime.pool import EnvironmentPool, PoolClosedError, TooManyRequestsError
@@ -109,12 +110,6 @@ logging.getLogger("aiohttp.server").addFilter(_QuietMalformedRequests())
 _log = logging.getLogger(__name__)
 
 
-def shown(value: str, limit: int = SHOWN_CHARS) -> str:
-    """A hostile value as an error message may quote it: bounded, and printable."""
-    text = value if len(value) <= limit else value[:limit] + f"...({len(value)} chars)"
-    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
-
-
 def log_tail(log: str, limit: int = logs.TAIL_BYTES) -> str:
     """``X-Amz-Log-Result``: base64 of the last 4 KB of the invocation's log."""
     return base64.b64encode(log.encode("utf-8", "replace")[-limit:]).decode("ascii")
@@ -122,7 +117,8 @@ def log_tail(log: str, limit: int = logs.TAIL_BYTES) -> str:
 
 def _validation_error(value: str, field: str, constraint: str) -> ValidationException:
     return ValidationException(
-        f"1 validation error detected: Value '{shown(value)}' at '{field}' failed to satisfy constraint: {constraint}",
+        f"1 validation error detected: Value '{shown(value, SHOWN_CHARS)}' at '{field}' "
+        f"failed to satisfy constraint: {constraint}",
     )
 
 
@@ -428,7 +424,7 @@ class InvokeApi:
         pool = self.pool_for(unquote(path[len(_PREFIX) : -len(_SUFFIX)]), request.query)
         invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if invocation_type not in _INVOCATION_TYPES:
-            raise InvalidParameterValueException(f"Unsupported invocation type {shown(invocation_type)}")
+            raise InvalidParameterValueException(f"Unsupported invocation type {shown(invocation_type, SHOWN_CHARS)}")
         connection = self._connection(request)
         deadline = connection.deadline + 1.0 if connection else None  # the connection answers first; a backstop
         body = await _read_body(request, _limit_for(invocation_type), deadline)
@@ -649,7 +645,7 @@ def _tenant_id(raw: str | None) -> str | None:
     if raw is None:
         return None
     if not _TENANT_ID.fullmatch(raw):
-        raise InvalidParameterValueException(f"Invalid tenant id {shown(raw)}")
+        raise InvalidParameterValueException(f"Invalid tenant id {shown(raw, SHOWN_CHARS)}")
     return raw
 
 

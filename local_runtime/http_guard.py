@@ -29,13 +29,9 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
+from local_runtime.display import shown
+
 _log = logging.getLogger(__name__)
-SHOWN_CHARS = 80
-
-
-def _shown(value: str) -> str:
-    text = value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + f"...({len(value)} chars)"
-    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
 
 
 def is_loopback(host: str) -> bool:
@@ -101,15 +97,15 @@ def refusal(request: web.BaseRequest, hosts: frozenset[str]) -> str | None:
     """Why this request is refused, or None: a browser's marks first, then a foreign ``Host``."""
     origin = request.headers.get("Origin")
     if origin is not None:
-        return f"a web page's request (Origin: {_shown(origin)})"
+        return f"a web page's request (Origin: {shown(origin)})"
     for name, value in request.headers.items():
         if name.lower().startswith("sec-fetch-"):
-            return f"a web browser's request ({name}: {_shown(value)})"
+            return f"a web browser's request ({name}: {shown(value)})"
     host = request.headers.get("Host")
     if host is None:
         return "no Host header"
     if host.lower() not in hosts:
-        return f"Host {_shown(host)} is not an address this server listens on"
+        return f"Host {shown(host)} is not an address this server listens on"
     return None
 
 
@@ -118,4 +114,4 @@ def log_refusal(server: str, request: web.BaseRequest, reason: str, who: str = "
     peer = request.transport.get_extra_info("peername") if request.transport else None
     address = f"{peer[0]}:{peer[1]}" if peer else "an unknown peer"
     who = f"{address}, {who}" if who else address
-    _log.warning("%s refused %s %s from %s: %s", server, request.method, _shown(request.rel_url.raw_path), who, reason)
+    _log.warning("%s refused %s %s from %s: %s", server, request.method, shown(request.rel_url.raw_path), who, reason)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 
+from local_runtime import display
 from pdf_manifest.scan_request import MAX_KEY_BYTES  # S3's limit on a key, and so on a prefix
 
 # The spellings people use for yes and no; anything else is refused rather
@@ -31,9 +32,8 @@ class InputError(ValueError):
 
 
 def shown(value: str) -> str:
-    """The value as an error message quotes it: escaped, and cut short if long."""
-    text = repr(value)
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "...'"
+    """The value as an error message quotes it: a bounded, escaped literal."""
+    return display.shown(value, MAX_SHOWN, quoted=True)
 
 
 def flag(name: str, raw: str | None) -> bool:
