@@ -288,7 +288,8 @@ def render_template(
     if pinned != 1:
         raise DeployError(f"expected one AutoPublishAlias in {template.name}, found {pinned}")
     destination_dir.mkdir(parents=True, exist_ok=True)
-    rendered = destination_dir / f"template-{arch}.yaml"
+    # Named by its configuration too: two previews with different settings never overwrite each other.
+    rendered = destination_dir / f"template-{arch}-{digest[:12]}.yaml"
     partial = rendered.with_name(f".{rendered.name}.{os.getpid()}")
     partial.write_text(text, encoding="utf-8")
     partial.replace(rendered)  # whole or not at all, even with two runs at once

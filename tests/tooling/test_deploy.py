@@ -86,6 +86,13 @@ def no_processes(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
     monkeypatch.setattr(subprocess, "run", refuse)
 
 
+def _rendered(lines: list[str], directory: Path, arch: str) -> str:
+    """The rendered template a dry run names: template-<arch>-<configuration digest>.yaml in ``directory``."""
+    found = set(re.findall(re.escape(str(directory / f"template-{arch}-")) + r"[0-9a-f]{12}\.yaml", "\n".join(lines)))
+    assert len(found) == 1, found
+    return found.pop()
+
+
 def test_first_deploy_is_guided_and_uses_the_rendered_template_for_the_arch(tmp_path: Path) -> None:
     config = tmp_path / "samconfig.toml"
     lines = dry_run(
@@ -108,7 +115,7 @@ def test_first_deploy_is_guided_and_uses_the_rendered_template_for_the_arch(tmp_
             "deploy",
             "--guided",
             "--template-file",
-            str(deploy.RENDERED_DIR / "template-x86_64.yaml"),
+            _rendered(lines, deploy.RENDERED_DIR, "x86_64"),
             "--config-file",
             str(config),
             "--stack-name",
@@ -195,8 +202,9 @@ def test_every_setting_is_passed_so_none_keeps_a_previous_value(tmp_path: Path) 
     assert list(overrides) == list(deploy.load_template()["Parameters"])
     assert overrides["MemorySize"] == "1024" and overrides["Timeout"] == "300"
     assert overrides["UrlExpirySeconds"] == "3600" and overrides["LogLevel"] == "DEBUG"
-    assert command[command.index("--template-file") + 1] == str(tmp_path / "template-arm64.yaml")
-    assert (tmp_path / "template-arm64.yaml").is_file()  # a dry run writes the template it would deploy
+    rendered = Path(command[command.index("--template-file") + 1])
+    assert rendered.parent == tmp_path and re.fullmatch(r"template-arm64-[0-9a-f]{12}\.yaml", rendered.name)
+    assert rendered.is_file()  # a dry run writes the template it would deploy
 
 
 @pytest.mark.parametrize(
