@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 
 import pytest
 
+from tests.conftest import ROOT
+
 TRACEBACK = "Traceback (most recent call last)"
+
+
+def run(
+    script: str, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A root script as a user runs it, with ``env`` over the process environment."""
+    return subprocess.run(
+        [sys.executable, script, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> None:

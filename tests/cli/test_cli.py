@@ -14,21 +14,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.cli.conftest import run
 from tests.conftest import ROOT
-
-
-def run(
-    script: str, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, script, *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.mark.parametrize("script", ["invoke.py", "seed.py", "demo.py"])

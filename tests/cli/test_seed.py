@@ -13,22 +13,8 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from tests.cli.conftest import assert_one_line_error
+from tests.cli.conftest import assert_one_line_error, run
 from tests.conftest import ROOT
-
-
-def run(
-    script: str, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, script, *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_seed_names_the_variables_the_environment_shadows(s3_endpoint, bucket, tmp_path):
