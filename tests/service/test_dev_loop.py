@@ -293,7 +293,10 @@ def test_a_dap_client_stops_at_a_breakpoint_in_the_handler_and_the_invocation_co
             assert frame["line"] == BREAK_LINE and frame["name"] == "handler", frame
             time.sleep(1.5)  # past the 1 s timeout, held at the breakpoint
             client.send("continue", threadId=thread)
-            client.wait("response", "continue")
+            # The handler may return and the one-shot process exit before debugpy's answer leaves it:
+            # a closed connection here is the debuggee ending, and the invocation's output below decides.
+            with contextlib.suppress(ConnectionError):
+                client.wait("response", "continue")
             out, err = process.communicate(timeout=60)
         finally:
             client.close()
