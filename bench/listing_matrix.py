@@ -1,6 +1,6 @@
 """The handler's listing against a sequential LIST on real S3 servers, with and without S3's latency.
 
-One table: for each server (moto, versitygw), layout (flat, folders of 1,000
+One table: for each server (moto, versitygw, the generated stand-in), layout (flat, folders of 1,000
 keys), size and LIST latency, the handler's time over a bare sequential LIST's
 (aiobotocore's paginator) in the same run, the keys the handler received per
 key under the prefix (read amplification) and the LIST requests it made.
@@ -8,12 +8,19 @@ key under the prefix (read amplification) and the LIST requests it made.
 Each server runs in its own process, seeded with one bucket of ``size`` keys
 (every 10th a ``.txt`` decoy, the keys of ``bench/s3_standin.py``): moto
 through its backend, versitygw by writing the files into its POSIX root.
-Latency is added by ``testkit/latency_proxy.py`` in front of the server (only
-LIST pages wait: ``list=<s>,other=0,put_mbps=0``), so the same server is
-measured fast and slow. Every run is a fresh child process
+Both spend their own CPU on every page (moto sorts the bucket, versitygw's
+POSIX backend reads the directory), which real S3 does not; the stand-in
+generates its pages in a couple of milliseconds, so under latency it answers
+like S3: a page is almost all waiting. It is the only one that reaches 1M
+keys in minutes. Latency is added by ``testkit/latency_proxy.py`` in front of
+moto and versitygw, and by the stand-in's own latency model (the same rule,
+held without CPU, so a 1 GB manifest does not go through a proxy): only LIST
+pages wait (``list=<s>,other=0,put_mbps=0``), so the same server is measured
+fast and slow. Every run is a fresh child process
 (``bench/scan_bench.py --child``), imports excluded from its time.
 
-    python bench/listing_matrix.py                          # moto 10k, versitygw 10k and 100k, 0/75/150/300 ms
+    python bench/listing_matrix.py                          # moto 10k, versitygw and stand-in 10k and 100k, 0/75/150/300 ms
+    python bench/listing_matrix.py --servers standin --sizes 1000000          # the 1M cells, S3-like server
     python bench/listing_matrix.py --sizes 1000000 --servers versitygw --cap 1800
     python bench/listing_matrix.py --report bench/results/listing/matrix.json   # print the table again
 
@@ -40,10 +47,11 @@ from typing import Any
 
 from bench.output import results_dir
 from bench.s3_standin import GeneratedBucket
-from bench.scan_bench import _DROP_ENV, CHILD_ENV, PREFIX
+from bench.scan_bench import _DROP_ENV, CHILD_ENV, PREFIX, StandInProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
+SERVERS = ("moto", "versitygw", "standin")
 SIZES = (10_000, 100_000, 1_000_000)
 LATENCIES_MS = (0, 75, 150, 300)
 ACCESS_KEY, SECRET_KEY = "bench-root", "bench-root-secret"  # loopback only
@@ -103,7 +111,14 @@ def _versitygw_binary() -> Path:
 
 @contextlib.contextmanager
 def server(name: str, count: int, layout: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """Start ``name`` seeded with ``count`` keys; yield its endpoint and the credentials children use."""
+    """Start ``name`` seeded with ``count`` keys; yield its endpoint and the credentials children use.
+
+    The stand-in generates its keys and takes its latency at start, so it starts per latency
+    (``slowed``): here it yields no endpoint.
+    """
+    if name == "standin":
+        yield "", {}
+        return
     if name == "moto":
         command = [sys.executable, __file__, "--serve-moto", str(count), layout]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -169,6 +184,18 @@ def latency(upstream: str, ms: int) -> Iterator[str]:
         process.wait(30)
 
 
+@contextlib.contextmanager
+def slowed(name: str, endpoint: str, ms: int, count: int, layout: str) -> Iterator[str]:
+    """The endpoint to list through at ``ms`` a LIST page: the proxy, or a stand-in holding pages itself."""
+    if name != "standin":
+        with latency(endpoint, ms) as url:
+            yield url
+        return
+    spec = f"list={ms / 1000},other=0,put_mbps=0" if ms else "off"
+    with StandInProcess({BUCKET: (count, layout)}, latency=spec) as standin:
+        yield standin.endpoint
+
+
 def run_child(
     mode: str, endpoint: str, credentials: dict[str, str], cap: float, profile: Path | None = None
 ) -> dict[str, Any]:
@@ -210,7 +237,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 with server(name, count, layout) as (endpoint, credentials):
                     print(f"{name} {layout} {count:,}: seeded in {time.perf_counter() - started:.0f} s", flush=True)
                     for ms in args.latency_ms:
-                        with latency(endpoint, ms) as url:
+                        with slowed(name, endpoint, ms, count, layout) as url:
                             for mode in args.modes:
                                 result = run_child(mode, url, credentials, args.cap, args.profile)
                                 row = {"server": name, "layout": layout, "keys": count, "latency_ms": ms, "mode": mode}
@@ -283,7 +310,7 @@ def table(report: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--servers", nargs="*", choices=("moto", "versitygw"), default=["moto", "versitygw"])
+    parser.add_argument("--servers", nargs="*", choices=SERVERS, default=list(SERVERS))
     parser.add_argument("--layouts", nargs="*", choices=("flat", "folders"), default=["flat", "folders"])
     parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000])
     parser.add_argument("--latency-ms", nargs="*", type=int, default=list(LATENCIES_MS))

@@ -84,7 +84,7 @@ class Policy:
     wait_share: float = 0.5  # at least this share of a page's time must be waiting, not client CPU
     first_step: int = 4  # concurrency once split; each step up multiplies it by this
     ramp_gain: float = 1.25  # a step up is kept only if keys/s grows this much
-    min_range_pages: float = 4  # smallest range cut by key, in pages (each may re-read up to one page)
+    min_range_pages: float = 10  # smallest range cut by key, in pages: each re-reads at most one, so <= 1.1 keys a key
 
 
 ADAPTIVE = Policy()
