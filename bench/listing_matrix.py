@@ -19,7 +19,7 @@ pages wait (``list=<s>,other=0,put_mbps=0``), so the same server is measured
 fast and slow. Every run is a fresh child process
 (``bench/scan_bench.py --child``), imports excluded from its time.
 
-    python bench/listing_matrix.py                          # moto 10k, versitygw and stand-in 10k and 100k, 0/75/150/300 ms
+    python bench/listing_matrix.py        # moto 10k; versitygw and the stand-in 10k and 100k; 0/75/150/300 ms
     python bench/listing_matrix.py --servers standin --sizes 1000000          # the 1M cells, S3-like server
     python bench/listing_matrix.py --sizes 1000000 --servers versitygw --cap 1800
     python bench/listing_matrix.py --report bench/results/listing/matrix.json   # print the table again
