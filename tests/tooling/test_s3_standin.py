@@ -324,3 +324,44 @@ def test_listing_report_memory_estimate() -> None:
     assert smallest_memory_mb(cpu_s=100, wall_s=500) == 355  # waits do not stretch: 400 s of them leave less room
     assert smallest_memory_mb(cpu_s=10, wall_s=950) is None  # already over the limit with a whole core
     assert smallest_memory_mb(cpu_s=1, wall_s=1) == 128  # Lambda's floor
+
+
+def test_listing_matrix_lists_every_pdf_of_the_stand_in_under_latency(tmp_path: Path) -> None:
+    """The matrix's S3-like column: the handler and a sequential LIST each find every PDF, with the
+    stand-in holding each LIST page itself (no proxy), and the row says what the handler received."""
+    out = tmp_path / "matrix.json"
+    command = [sys.executable, "bench/listing_matrix.py", "--servers", "standin", "--layouts", "folders"]
+    command += ["--sizes", "3000", "--latency-ms", "20", "--cap", "120", "--json", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["mode"] for row in rows] == ["list", "handler"]
+    for row in rows:
+        assert row["server"] == "standin" and row["count"] == 2700 and "error" not in row, row
+        assert row["seconds"] >= 3 * 0.02, row  # at least three pages, each held 20 ms
+    assert 3000 <= rows[1]["keys_received"] <= 3300, rows[1]  # every key, at most ~1.1 keys a key
+
+
+def test_listing_report_names_each_ten_million_run_by_its_latency() -> None:
+    from bench.listing_report import table_10m
+
+    def run(spec: str, model: str, seconds: float) -> dict[str, Any]:
+        return {
+            "mode": "handler",
+            "completed": True,
+            "keys": 10_000_000,
+            "count": 9_000_000,
+            "seconds": seconds,
+            "cpu_seconds": 180.0,
+            "cpu_us_per_pdf": 20.0,
+            "peak_rss_bytes": 120 * 2**20,
+            "peak_tmp_bytes": 17 * 2**20,
+            "latency": spec,
+            "latency_model": model,
+        }
+
+    rows = [run("list=0.075,other=0.1", "LIST page 75 ms", 250), run("published", "LIST 300", 309)]
+    lines = table_10m({"rows": rows})
+    text = "\n".join(lines)
+    assert "in **250 s** at LIST page 75 ms" in text and "in **309 s** at LIST 300" in text
+    assert "at least 750 s" in text and "at least 3000 s" in text  # 10,000 pages, one after another
