@@ -1,8 +1,7 @@
 """Cold start of the deploy zip: Init Duration under the local runtime beside two floors, same run.
 
-Three measurements, median and p90 of 20 each, taken in turn (the order
-rotates every round) so that a machine that gets busier during the run slows
-all three alike:
+Median and p90 of 20 of each kind, taken in turn (the order rotates every
+round) so that a machine that gets busier during the run slows all alike:
 
 * **Init Duration** of the unpacked x86_64 zip (tools/package.py: 3.13 bytecode
   beside every module) run by awslambdaric on Python 3.13 through the local
@@ -12,12 +11,16 @@ all three alike:
 * ``python3.13 -c "import lambda_function"`` from the task root with the
   environment the function gets (its variables, Lambda's reserved ones,
   PYTHONPATH), timed by the parent from spawn to exit; the import alone, as
-  timed inside the process, is recorded beside it.
+  timed inside the process, is recorded beside it;
+* the first S3 client the handler opens (``_s3_client``), timed inside a
+  process that imported it: what a cold start's first invocation adds.
 
-Then ``python3.13 -X importtime -c "import lambda_function"`` (median of a few
-runs per module) gives the imports that cost most.
+``--baseline OTHER.zip`` (another build, e.g. before a change) adds its Init,
+import and first client to the same rounds. Then ``python3.13 -X importtime -c
+"import lambda_function"`` (median of a few runs per module) gives the imports
+that cost most.
 
-    python bench/zip_cold_start.py [--zip dist/function-x86_64.zip] [--runs 20] [--json FILE]
+    python bench/zip_cold_start.py [--zip dist/function-x86_64.zip] [--baseline OLD.zip] [--runs 20]
 
 Writes bench/out/zip_cold_start.json; with RECORD=1, the committed bench/results/zip_cold_start.json.
 ``make bench-cold-start`` builds the zip first.
@@ -67,6 +70,17 @@ _IMPORT = (
     "import time\n"
     "started = time.perf_counter()\n"
     "import lambda_function\n"
+    "print((time.perf_counter() - started) * 1000)\n"
+)
+# What the first invocation pays for its S3 client (the handler opens one per job), the import untimed.
+_FIRST_CLIENT = (
+    "import asyncio, time\n"
+    "import lambda_function\n"
+    "async def first_client():\n"
+    "    async with lambda_function._s3_client(lambda_function.S3_ENDPOINT_URL):\n"
+    "        pass\n"
+    "started = time.perf_counter()\n"
+    "asyncio.run(first_client())\n"
     "print((time.perf_counter() - started) * 1000)\n"
 )
 _TEXT_INIT = re.compile(r"\tInit Duration: (\d+(?:\.\d+)?) ms")
@@ -195,9 +209,91 @@ def _unpack(zip_path: Path, tree: Path) -> None:
         archive.extractall(tree)
 
 
+@dataclass(frozen=True)
+class Function:
+    """One unpacked zip, as the runtime and the plain interpreter see it."""
+
+    label: str  # "" for the zip under test, "baseline." for --baseline
+    config: FunctionConfig
+    env: dict[str, str]  # what the function's process gets: its variables, the reserved ones, PYTHONPATH
+
+    @classmethod
+    def unpacked(cls, zip_path: Path, scratch: Path, label: str, sandbox: str) -> Function:
+        tree, tmp = scratch / f"{label}task", scratch / f"{label}tmp"
+        tmp.mkdir()
+        _unpack(zip_path, tree)
+        config = FunctionConfig(
+            name="pdf-manifest",
+            handler=HANDLER,
+            task_root=tree,
+            layers=(),  # the zip brings its dependencies
+            memory_mb=MEMORY_MB,
+            env=FUNCTION_ENV,
+            log_format="json",
+            clean_env=True,
+            sandbox=sandbox,
+        )
+        return cls(label, config, process_environment(config, new_log_stream_name(), str(tmp)))
+
+    def measures(self, python: str, inside: dict[str, list[float]]) -> dict[str, Callable[[], float]]:
+        """One sample of each kind, in ms; what a process times itself goes to ``inside`` too."""
+        tree = self.config.task_root
+
+        def init() -> float:
+            invocation = cold_start(self.config, PAYLOAD)
+            init_ms = report_init_ms(invocation.log)
+            if init_ms is None or b'"statusCode": 400' not in invocation.payload:
+                raise RuntimeError(f"no cold start with a 400 answer: {invocation.payload[:300]!r}\n{invocation.log}")
+            return init_ms
+
+        def imported() -> float:
+            elapsed, stdout = spawn_ms([python, "-c", _IMPORT], tree, self.env)
+            inside.setdefault(f"{self.label}import_inside_process", []).append(float(stdout.strip().splitlines()[-1]))
+            return elapsed
+
+        def first_client() -> float:
+            return float(spawn_ms([python, "-c", _FIRST_CLIENT], tree, self.env)[1].strip().splitlines()[-1])
+
+        return {
+            f"{self.label}init": init,
+            f"{self.label}import_lambda_function": imported,
+            f"{self.label}first_client": first_client,
+        }
+
+
+LABELS = {
+    "init": "Init Duration, local runtime (awslambdaric)",
+    "import_lambda_function": 'python3.13 -c "import lambda_function"',
+    "import_inside_process": "  of which the import itself (in-process)",
+    "first_client": "first S3 client, after the import (in-process)",
+    "bare_python": "python3.13 -c pass",
+}
+
+
+def table(rows: dict[str, dict[str, float]], runs: int, zip_name: str, load: float, baseline: str | None) -> str:
+    floor = rows["bare_python"]["median_ms"]
+    against = f" against {baseline} (baseline)" if baseline else ""
+    lines = [f"cold start of {zip_name}{against}, median of {runs} each, interleaved (load average {load:.2f}):"]
+    header = f"  {'':<47} {'median':>9} {'p90':>9} {'÷ bare':>7}"
+    if baseline:
+        header += f"   {'baseline':>10}  {'change':>9}"
+    lines.append(header)
+    for name, label in LABELS.items():
+        row = rows[name]
+        line = f"  {label:<47} {row['median_ms']:7.1f}ms {row['p90_ms']:7.1f}ms {row['median_ms'] / floor:6.2f}x"
+        if baseline and f"baseline.{name}" in rows:
+            before = rows[f"baseline.{name}"]["median_ms"]
+            line += f"   {before:10.1f}ms  {row['median_ms'] - before:+7.1f}ms"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/zip_cold_start.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP, help="the deploy zip (default: %(default)s)")
+    parser.add_argument(
+        "--baseline", type=Path, help="another build of the zip (before a change), measured in the same rounds"
+    )
     parser.add_argument("--runs", type=int, default=20, help="cold starts of each kind (default: %(default)s)")
     parser.add_argument(
         "--importtime-runs", type=int, default=5, help="-X importtime runs, median per module (default: %(default)s)"
@@ -213,9 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 2:
         parser.error("--runs must be at least 2")
-    if not args.zip.is_file():
-        print(f"zip_cold_start: {args.zip} not found; run 'make package' or tools/package.py first", file=sys.stderr)
-        return 2
+    for path in (args.zip, args.baseline):
+        if path is not None and not path.is_file():
+            print(f"zip_cold_start: {path} not found; run 'make package' or tools/package.py first", file=sys.stderr)
+            return 2
     try:
         python = find_interpreter()
         check_runtime_installed()
@@ -224,60 +321,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     with tempfile.TemporaryDirectory(prefix="zip-cold-start-") as scratch:
-        tree, tmp = Path(scratch) / "task", Path(scratch) / "tmp"
-        tmp.mkdir()
-        _unpack(args.zip, tree)
-        config = FunctionConfig(
-            name="pdf-manifest",
-            handler=HANDLER,
-            task_root=tree,
-            layers=(),  # the zip brings its dependencies
-            memory_mb=MEMORY_MB,
-            env=FUNCTION_ENV,
-            log_format="json",
-            clean_env=True,
-            sandbox=args.sandbox,
-        )
-        env = process_environment(config, new_log_stream_name(), str(tmp))
-        import_inside: list[float] = []
-
-        def init() -> float:
-            invocation = cold_start(config, PAYLOAD)
-            init_ms = report_init_ms(invocation.log)
-            if init_ms is None or b'"statusCode": 400' not in invocation.payload:
-                raise RuntimeError(f"no cold start with a 400 answer: {invocation.payload[:300]!r}\n{invocation.log}")
-            return init_ms
-
-        def bare() -> float:
-            return spawn_ms([python, "-c", "pass"], tree, env)[0]
-
-        def imported() -> float:
-            elapsed, stdout = spawn_ms([python, "-c", _IMPORT], tree, env)
-            import_inside.append(float(stdout.strip().splitlines()[-1]))
-            return elapsed
-
-        kinds: dict[str, Callable[[], float]] = {"init": init, "bare_python": bare, "import_lambda_function": imported}
+        function = Function.unpacked(args.zip, Path(scratch), "", args.sandbox)
+        inside: dict[str, list[float]] = {}
+        kinds: dict[str, Callable[[], float]] = {
+            "bare_python": lambda: spawn_ms([python, "-c", "pass"], function.config.task_root, function.env)[0],
+            **function.measures(python, inside),
+        }
+        if args.baseline is not None:
+            kinds.update(
+                Function.unpacked(args.baseline, Path(scratch), "baseline.", args.sandbox).measures(python, inside)
+            )
         samples: dict[str, list[float]] = {name: [] for name in kinds}
-        for measure in kinds.values():  # warm the page cache for all three
+        for measure in kinds.values():  # warm the page cache for every kind
             measure()
-        import_inside.clear()
+        inside.clear()
         names = list(kinds)
         for run in range(args.runs):
             shift = run % len(names)
             for name in names[shift:] + names[:shift]:
                 samples[name].append(kinds[name]())
-            print(
-                f"  run {run + 1}/{args.runs}: init {samples['init'][-1]:.1f} ms, bare {samples['bare_python'][-1]:.1f}"
-                f" ms, import {samples['import_lambda_function'][-1]:.1f} ms",
-                file=sys.stderr,
-                flush=True,
-            )
+            shown = ", ".join(f"{name} {values[-1]:.1f}" for name, values in samples.items())
+            print(f"  run {run + 1}/{args.runs} (ms): {shown}", file=sys.stderr, flush=True)
         importtime_runs = []
         for run in range(args.importtime_runs):
             done = subprocess.run(
                 [python, "-X", "importtime", "-c", "import lambda_function"],
-                cwd=tree,
-                env=env,
+                cwd=function.config.task_root,
+                env=function.env,
                 capture_output=True,
                 text=True,
                 check=True,
@@ -285,8 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             importtime_runs.append(parse_importtime(done.stderr))
             print(f"  importtime {run + 1}/{args.importtime_runs}", file=sys.stderr, flush=True)
 
-    rows = {name: _stats(values) for name, values in samples.items()}
-    rows["import_inside_process"] = _stats(import_inside)
+    rows = {name: _stats(values) for name, values in {**samples, **inside}.items()}
     floor = rows["bare_python"]["median_ms"]
     ratios = {
         "init_over_bare_python": round(rows["init"]["median_ms"] / floor, 2),
@@ -296,17 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     imports = importtime_summary(importtime_runs, args.top)
     load = os.getloadavg()
 
-    label = {
-        "init": "Init Duration, local runtime (awslambdaric)",
-        "import_lambda_function": 'python3.13 -c "import lambda_function"',
-        "import_inside_process": "  of which the import itself (in-process)",
-        "bare_python": "python3.13 -c pass",
-    }
-    print(f"cold start of {args.zip.name}, median of {args.runs} each, interleaved (load average {load[0]:.2f}):")
-    print(f"  {'':<46} {'median':>9} {'p90':>9} {'÷ bare':>7}")
-    for name in ("init", "import_lambda_function", "import_inside_process", "bare_python"):
-        row = rows[name]
-        print(f"  {label[name]:<46} {row['median_ms']:7.1f}ms {row['p90_ms']:7.1f}ms {row['median_ms'] / floor:6.2f}x")
+    print(table(rows, args.runs, args.zip.name, load[0], args.baseline.name if args.baseline else None))
     print(f"under import lambda_function, -X importtime, median of {args.importtime_runs} (wrappers left out):")
     print(f"  {'cumulative':>10} {'self':>8}")
     for row in imports["top"]:
@@ -323,10 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python bench/zip_cold_start.py", *(argv if argv is not None else sys.argv[1:])]),
         "python": python,
-        "python_version": platform.python_version(),
+        "runner_python": platform.python_version(),
         "machine": {"cpus": os.cpu_count(), "load_average": load},
         "settings": {
             "zip": args.zip.name,
+            "baseline": args.baseline.name if args.baseline else None,
             "runs": args.runs,
             "sandbox": args.sandbox,
             "memory_mb": MEMORY_MB,
