@@ -64,7 +64,7 @@ FUNCTION_ENV = {
     "POWERTOOLS_LOG_LEVEL": "INFO",
 }
 MEMORY_MB = 512  # template.yaml's MemorySize default
-# Answered 403-free and S3-free: parse_event refuses a bucket outside ALLOWED_BUCKETS with a 400.
+# Answered without S3: parse_event refuses a bucket outside ALLOWED_BUCKETS with a 400.
 PAYLOAD = b'{"bucket": "not-an-allowed-bucket"}'
 _IMPORT = (
     "import time\n"
