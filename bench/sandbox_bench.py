@@ -27,21 +27,26 @@ from typing import Any
 from bench.output import results_path
 from local_runtime import sandbox
 from local_runtime.config import FunctionConfig
-from local_runtime.environment import ExecutionEnvironment
+from local_runtime.environment import ExecutionEnvironment, Invocation
 
 ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = ROOT / "tests" / "fixtures" / "sandbox_probe"
 
 
+def cold_start(config: FunctionConfig, payload: bytes) -> Invocation:
+    """One invocation of a new execution environment, which is then shut down: its logs only in the result."""
+    environment = ExecutionEnvironment(config, lambda line: None)
+    try:
+        return environment.invoke(payload)
+    finally:
+        environment.shutdown()
+
+
 def cold_start_ms(mode: str) -> tuple[float, float]:
     """(init, init + duration) of one cold start, in ms."""
     config = FunctionConfig(name="probe", handler="probe.handler", task_root=PROBE, layers=(), sandbox=mode)
-    environment = ExecutionEnvironment(config, lambda line: None)
-    try:
-        invocation = environment.invoke(b'{"action": "paths"}')
-    finally:
-        environment.shutdown()
+    invocation = cold_start(config, b'{"action": "paths"}')
     if invocation.function_error:
         raise RuntimeError(f"the probe failed with sandbox {mode}: {invocation.payload[:200]!r}")
     init = invocation.report.init_duration_ms or 0.0

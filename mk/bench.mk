@@ -9,9 +9,11 @@
 #   make bench-listing-1m           1M keys on the generated stand-in, vs a sequential LIST and s5cmd (~30 min)
 #   make bench-10m                  10M PDFs in one invocation at 75/150/300 ms a LIST page (~20 min, run once)
 #   make bench-sandbox              median of 20 cold starts, Lambda's sandbox on vs off, same run
+#   make bench-cold-start           the x86_64 zip's Init Duration vs python3.13 -c pass vs import lambda_function,
+#                                   median of 20 each, interleaved, and -X importtime's heaviest imports
 #   make bench RECORD=1             write the committed bench/results/ and docs/graphs/bench-*.svg
 #                                   (default: bench/out/, ignored by git)
-.PHONY: bench bench-presign bench-scan presign-stress bench-deps bench-listing bench-listing-1m bench-10m bench-sandbox
+.PHONY: bench bench-presign bench-scan presign-stress bench-deps bench-listing bench-listing-1m bench-10m bench-sandbox bench-cold-start
 
 ##@ Bench and stress
 
@@ -49,6 +51,10 @@ bench-10m: bench-deps ## 10M PDFs in one invocation at 75, 150 and 300 ms a LIST
 
 bench-sandbox: install lambda-python sandbox-deps ## cold-start cost of Lambda's sandbox: median of 20, on vs off, same run
 	$(PY) bench/sandbox_bench.py
+
+bench-cold-start: install lambda-python ## the zip's Init Duration beside bare python3.13 and import lambda_function, median of 20
+	$(PY) tools/package.py --arch x86_64
+	$(PY) bench/zip_cold_start.py $(COLD_START_ARGS)
 
 bench-presign: install ## presigned URLs/s on one core: botocore vs aiobotocore vs presign.py
 	$(PY) bench/presign_bench.py

@@ -137,6 +137,7 @@ def test_demo_runs_end_to_end():
         ["tools/deploy.py"],
         ["bench/presign_bench.py"],
         ["bench/scan_bench.py"],
+        ["bench/zip_cold_start.py"],
         ["bench/s3_standin.py"],
         ["docs/build_docs.py"],
         ["docs/graphs/render.py"],
