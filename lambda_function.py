@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aioboto3
 import aiobotocore.session
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -147,12 +148,10 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 # 1,000-key page in a timeit here), and the handler never reads it: like the
 # AWS CLI, keep timestamps as the text S3 sent.
 # ListObjectsV2 pages are parsed by list_parser.py: botocore's result, a third of its CPU.
-# aiobotocore's session makes the clients itself: aioboto3's Session around it
-# would load boto3 at import and s3transfer (upload_file & co., never called
-# here) at the first client, ~30 ms of every cold start (performance.md).
-_SESSION = aiobotocore.session.get_session()
-_SESSION.register_component("response_parser_factory", ListObjectsV2ParserFactory())
-_SESSION.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+_CORE_SESSION = aiobotocore.session.get_session()
+_CORE_SESSION.register_component("response_parser_factory", ListObjectsV2ParserFactory())
+_CORE_SESSION.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+_SESSION = aioboto3.Session(botocore_session=_CORE_SESSION)
 
 # Presigning is pure computation: botocore spends ~650 µs a URL on endpoint
 # resolution, S3Presigner (presign.py) a few µs, byte-identical (tests prove
@@ -163,7 +162,7 @@ PRESIGNER = S3Presigner(
     endpoint_url=S3_PUBLIC_ENDPOINT_URL,
     addressing_style="path" if S3_PUBLIC_ENDPOINT_URL else "auto",
     expires_in=URL_EXPIRY_SECONDS,
-    data_loader=_SESSION.get_component("data_loader"),  # endpoint rules read once, shared with the client
+    data_loader=_CORE_SESSION.get_component("data_loader"),  # endpoint rules read once, shared with the client
 )
 
 # Put on the queue after the last key: tells the consumer the listing is done.
@@ -267,7 +266,7 @@ def _manifest_id(context: Any) -> str:
 
 
 def _s3_client(endpoint_url: str | None) -> Any:
-    return _SESSION.create_client("s3", endpoint_url=endpoint_url, region_name=REGION, config=S3_CONFIG)
+    return _SESSION.client("s3", endpoint_url=endpoint_url, region_name=REGION, config=S3_CONFIG)
 
 
 class ScanDeadlineExceeded(TimeoutError):

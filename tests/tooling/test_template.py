@@ -275,7 +275,7 @@ def test_operations_recorded_from_a_real_run_are_all_known_and_found_in_the_sour
         recorded.append(model.name)
 
     # Fires before every API call, on every client the session makes.
-    module._SESSION.register("before-parameter-build.s3", record)
+    module._SESSION.events.register("before-parameter-build.s3", record)
     response = module.handler({"bucket": bucket, "prefix": prefix}, context_factory())
 
     assert response["statusCode"] == 200, response
