@@ -9,8 +9,10 @@ writes over the committed files.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED_RESULTS = ROOT / "bench" / "results"
@@ -35,3 +37,10 @@ def results_path(name: str) -> Path:
 def graphs_dir() -> Path:
     """``docs/graphs`` with RECORD=1, else ``bench/out/graphs``."""
     return RECORDED_GRAPHS if recording() else SCRATCH / "graphs"
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write one run's JSON and say where, relative to the repository when it is inside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")

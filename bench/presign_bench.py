@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import platform
 import time
@@ -35,7 +34,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 
-from bench.output import results_path
+from bench.output import results_path, write_report
 from pdf_manifest.presign import S3Presigner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,9 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"seconds": args.seconds, "repeats": args.repeats, "session_token": True, "endpoint": ENDPOINT},
         **result,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
+    write_report(args.json, report)
     return 0
 
 

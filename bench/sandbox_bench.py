@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -24,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.output import results_path
+from bench.output import results_path, write_report
 from local_runtime import sandbox
 from local_runtime.config import FunctionConfig
 from local_runtime.environment import ExecutionEnvironment, Invocation
@@ -92,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "added_ms": added,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
+    write_report(args.json, report)
     return 0
 
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.output import results_path
+from bench.output import results_path, write_report
 from bench.sandbox_bench import cold_start
 from local_runtime.config import FunctionConfig, new_log_stream_name, process_environment
 from local_runtime.lambda_python import LambdaPythonError, check_runtime_installed, find_interpreter
@@ -396,9 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": ratios,
         "importtime": imports,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
+    write_report(args.json, report)
     return 0
 
 
