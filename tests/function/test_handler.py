@@ -234,7 +234,7 @@ def test_listing_failure_mid_scan_reaches_the_caller(
     real_lister = module.list_pdf_keys
 
     async def lister_that_dies(s3_client: Any, bucket_name: str, prefix: str, queue: asyncio.Queue, *_: Any) -> None:
-        await queue.put("p/0.pdf")
+        await queue.put(["p/0.pdf"])  # a batch of keys, as list_pdf_keys queues them
         raise ConnectionResetError("listing connection reset")
 
     assert real_lister is not None
