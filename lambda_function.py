@@ -36,8 +36,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 
+from pdf_manifest import list_parser
 from pdf_manifest.key_ranges import ADAPTIVE, Page, ParallelListing
-from pdf_manifest.list_parser import ListObjectsV2ParserFactory
 from pdf_manifest.manifest_upload import MIN_PART_BYTES, ManifestUpload
 from pdf_manifest.presign import MAX_EXPIRES_IN, S3Presigner
 from pdf_manifest.scan_request import BadRequest, ScanRequest, parse_allowed_buckets, parse_event
@@ -147,9 +147,10 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 # dateutil is most of the CPU botocore spends on a listing page (85 % of a
 # 1,000-key page in a timeit here), and the handler never reads it: like the
 # AWS CLI, keep timestamps as the text S3 sent.
-# ListObjectsV2 pages are parsed by list_parser.py: botocore's result, a third of its CPU.
+# ListObjectsV2 pages are read from their bytes by list_parser.py, once (botocore
+# builds an XML tree of each page twice): botocore's result, proven equal by tests.
 _CORE_SESSION = aiobotocore.session.get_session()
-_CORE_SESSION.register_component("response_parser_factory", ListObjectsV2ParserFactory())
+list_parser.install(_CORE_SESSION)
 _CORE_SESSION.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
 _SESSION = aioboto3.Session(botocore_session=_CORE_SESSION)
 
@@ -165,9 +166,12 @@ PRESIGNER = S3Presigner(
     data_loader=_CORE_SESSION.get_component("data_loader"),  # endpoint rules read once, shared with the client
 )
 
-# Put on the queue after the last key: tells the consumer the listing is done.
+# Put on the queue after the last batch: tells the consumer the listing is done.
 _END_OF_LISTING = object()
-CONSUMER_BATCH = 1000
+# Keys travel the queue in batches (a page's PDFs, cut to QUEUE_BATCH keys), so
+# the queue's bookkeeping and the task switches are paid per batch, not per key.
+# The queue holds QUEUE_MAX // QUEUE_BATCH batches: never more than QUEUE_MAX keys.
+QUEUE_BATCH = min(QUEUE_MAX, 1000)
 LIST_PAGE_KEYS = 1000  # S3's most per ListObjectsV2 page; tests lower it to split small key sets
 LIST_POLICY = ADAPTIVE  # when the listing splits (key_ranges.Policy); tests force splitting
 
@@ -333,7 +337,7 @@ async def scan_to_file(
     ``asyncio.wait(FIRST_EXCEPTION)`` is what keeps a failed listing from
     leaving the consumer parked on ``queue.get()`` until the Lambda timeout.
     """
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUE_MAX)
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUE_MAX // QUEUE_BATCH)  # of batches of keys
     if request.keys is None:
         produce = list_pdf_keys(s3, request.bucket, request.prefix, queue, stats, time_left_ms)
     else:
@@ -360,10 +364,9 @@ async def list_pdf_keys(
     """Producer: list the prefix (in order, or as up to LIST_CONCURRENCY key ranges) and queue every PDF key.
 
     ``ParallelListing`` (key_ranges.py) decides whether to split, where the
-    ranges start and stop; here is what happens to each page. ``queue.put`` waits while the
-    queue is full: that is the backpressure that keeps memory flat however far
-    listing runs ahead of presigning, for every range alike. The first range
-    that fails (or finds the deadline near) stops all of them.
+    ranges start and stop; here is what happens to each page: its PDF keys go
+    on the queue as one batch (``queue_batches``).
+    The first range that fails (or finds the deadline near) stops all of them.
     """
     queued = 0
 
@@ -381,12 +384,10 @@ async def list_pdf_keys(
 
     async def queue_pdfs(keys: list[str]) -> None:
         nonlocal queued
-        for key in keys:
-            if is_pdf(key):
-                await queue.put(key)
-                queued += 1
-            else:
-                stats.skipped += 1
+        pdfs = [key for key in keys if is_pdf(key)]
+        stats.skipped += len(keys) - len(pdfs)
+        await queue_batches(pdfs, queue)
+        queued += len(pdfs)
         _check_deadline(time_left_ms, f"{stats.pages} pages listed, {queued} PDFs found so far")
 
     listing = ParallelListing(prefix, list_page, queue_pdfs, concurrency=LIST_CONCURRENCY, policy=LIST_POLICY)
@@ -399,34 +400,35 @@ async def list_pdf_keys(
 
 async def queue_named_pdfs(keys: tuple[str, ...], queue: asyncio.Queue[Any], stats: ScanStats) -> None:
     """Producer for S3 notifications: the keys are in the event, nothing to list."""
-    for key in keys:
-        if is_pdf(key):
-            await queue.put(key)
-        else:
-            stats.skipped += 1
+    pdfs = [key for key in keys if is_pdf(key)]
+    stats.skipped += len(keys) - len(pdfs)
+    await queue_batches(pdfs, queue)
     await queue.put(_END_OF_LISTING)
 
 
-async def write_presigned_lines(bucket: str, queue: asyncio.Queue[Any], upload: ManifestUpload) -> int:
-    """Consumer: presign each key and append ``{"key", "url"}`` as one JSON line.
+async def queue_batches(keys: list[str], queue: asyncio.Queue[Any]) -> None:
+    """Put ``keys`` on the queue, QUEUE_BATCH at a time.
 
-    It takes whatever the queue holds (up to a batch) at each wake-up, so file
-    writes, task switches and the credentials check are paid per batch, not
-    per key.
+    ``queue.put`` waits while the queue is full: that is the backpressure that
+    keeps memory flat however far listing runs ahead of presigning, for every
+    listed range alike.
+    """
+    for start in range(0, len(keys), QUEUE_BATCH):
+        await queue.put(keys[start : start + QUEUE_BATCH])
+
+
+async def write_presigned_lines(bucket: str, queue: asyncio.Queue[Any], upload: ManifestUpload) -> int:
+    """Consumer: presign each batch of keys and append ``{"key", "url"}`` lines, one per key.
+
+    A batch is presigned in one call and written in one piece, so file writes,
+    task switches and the credentials check are paid per batch, not per key.
     """
     count = 0
-    while True:
-        batch = [await queue.get()]
-        while len(batch) < CONSUMER_BATCH and not queue.empty():
-            batch.append(queue.get_nowait())
-        finished = batch[-1] is _END_OF_LISTING
-        keys = batch[:-1] if finished else batch
-        if keys:
-            urls = PRESIGNER.presign_many(bucket, keys, await frozen_credentials())
-            await upload.write("".join(_manifest_line(key, url) for key, url in zip(keys, urls, strict=True)))
-            count += len(keys)
-        if finished:
-            return count
+    while (keys := await queue.get()) is not _END_OF_LISTING:
+        urls = PRESIGNER.presign_many(bucket, keys, await frozen_credentials())
+        await upload.write("".join(_manifest_line(key, url) for key, url in zip(keys, urls, strict=True)))
+        count += len(keys)
+    return count
 
 
 def _manifest_line(key: str, url: str) -> str:

@@ -416,10 +416,14 @@ class S3Presigner:
         the canonical request, HMAC the string to sign, concatenate.
         """
         batch = self._batch(bucket, credentials, now)
-        url_prefix, path_prefix, query = batch.url_prefix, batch.path_prefix, batch.query
-        canonical_head = "GET\n" + path_prefix
-        canonical_tail, sts_head = batch.canonical_tail, batch.sts_head
-        inner, outer = batch.inner, batch.outer
+        url_prefix, query = batch.url_prefix, batch.query
+        # What is the same for every key is encoded (and hashed) once per batch:
+        # the canonical request around the path, and the string to sign up to the hash.
+        canonical_head = ("GET\n" + batch.path_prefix).encode()
+        canonical_tail = batch.canonical_tail.encode()
+        inner = batch.inner.copy()
+        inner.update(batch.sts_head.encode())
+        outer = batch.outer
         sha256 = hashlib.sha256
         urls: list[str] = []
         append = urls.append
@@ -428,10 +432,14 @@ class S3Presigner:
                 raise ValueError("an S3 key is at least one character long")
             raw = key.encode("utf-8")  # strict, as botocore: a lone surrogate raises
             # quote()'s own fast path, minus its per-call overhead: most keys need no escaping.
-            encoded = key if not raw.rstrip(_KEY_SAFE_BYTES) else quote_from_bytes(raw, "/~")
-            digest = sha256((canonical_head + encoded + canonical_tail).encode()).hexdigest()
+            if raw.rstrip(_KEY_SAFE_BYTES):
+                encoded = quote_from_bytes(raw, "/~")
+                path = encoded.encode()
+            else:
+                encoded, path = key, raw
+            digest = sha256(canonical_head + path + canonical_tail).hexdigest()
             mac = inner.copy()
-            mac.update((sts_head + digest).encode())
+            mac.update(digest.encode())
             signature = outer.copy()
             signature.update(mac.digest())
             append(f"{url_prefix}{encoded}?{query}&X-Amz-Signature={signature.hexdigest()}")

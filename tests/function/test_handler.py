@@ -99,6 +99,32 @@ def test_handler_queue_of_one_still_lists_everything(load_handler, context_facto
     assert {line["key"] for line in manifest_lines(body)} == keys
 
 
+@pytest.mark.parametrize(("queue_max", "most_waiting"), [(2500, 2000), (1, 1), (700, 700)])
+def test_backpressure_keeps_at_most_queue_max_keys_waiting(load_handler, monkeypatch, queue_max, most_waiting):
+    """Keys travel the queue in batches, and the producer still stops at QUEUE_MAX keys waiting."""
+    module = load_handler(QUEUE_MAX=queue_max)
+    keys = tuple(f"p/{i}.pdf" for i in range(5000))
+    waiting: list[int] = []
+
+    async def slow_consumer(bucket: str, queue: asyncio.Queue, upload: Any) -> int:
+        count = 0
+        while True:
+            for _ in range(5):  # let the producer run ahead as far as the queue lets it
+                await asyncio.sleep(0)
+            waiting.append(sum(len(item) for item in queue._queue if item is not module._END_OF_LISTING))
+            batch = await queue.get()
+            if batch is module._END_OF_LISTING:
+                return count
+            count += len(batch)
+
+    monkeypatch.setattr(module, "write_presigned_lines", slow_consumer)
+    request = module.ScanRequest(bucket="b", prefix="p/", source="test", keys=keys)
+    count = asyncio.run(module.scan_to_file(None, request, None, module.ScanStats(), module._no_deadline))
+
+    assert count == len(keys)
+    assert max(waiting) == most_waiting <= queue_max
+
+
 def test_manifest_urls_download_the_exact_bytes_of_awkward_keys(load_handler, context_factory, bucket, s3):
     originals = {key: put(s3, bucket, key, f"%PDF- body of {key} {i}".encode()) for i, key in enumerate(AWKWARD_KEYS)}
     module = load_handler(BUCKET_NAME=bucket, PREFIX="2026/04/")
@@ -234,7 +260,7 @@ def test_listing_failure_mid_scan_reaches_the_caller(
     real_lister = module.list_pdf_keys
 
     async def lister_that_dies(s3_client: Any, bucket_name: str, prefix: str, queue: asyncio.Queue, *_: Any) -> None:
-        await queue.put("p/0.pdf")
+        await queue.put(["p/0.pdf"])  # a batch of keys, as list_pdf_keys queues them
         raise ConnectionResetError("listing connection reset")
 
     assert real_lister is not None
