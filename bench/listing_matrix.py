@@ -22,7 +22,7 @@ fast and slow. Every run is a fresh child process
     python bench/listing_matrix.py        # moto 10k; versitygw and the stand-in 10k and 100k; 0/75/150/300 ms
     python bench/listing_matrix.py --servers standin --sizes 1000000          # the 1M cells, S3-like server
     python bench/listing_matrix.py --sizes 1000000 --servers versitygw --cap 1800
-    python bench/listing_matrix.py --report bench/results/listing/matrix.json   # print the table again
+    python bench/listing_matrix.py --report bench/results/listing/matrix*.json   # the recorded runs, one table
 
 Writes ``listing/matrix.json`` under bench/out/ (bench/results/ with RECORD=1).
 """
@@ -319,24 +319,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=float, default=900.0, help="seconds one run may take")
     parser.add_argument("--json", type=Path, default=results_dir() / "listing" / "matrix.json")
     parser.add_argument("--profile", type=Path, help="run the handler under cProfile, stats to this file")
-    parser.add_argument("--report", type=Path, help="print the table of an earlier run and stop")
+    parser.add_argument(
+        "--report", type=Path, nargs="+", help="print one table of earlier runs (their rows together) and stop"
+    )
     parser.add_argument("--serve-moto", nargs=2, metavar=("COUNT", "LAYOUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_moto:
         serve_moto(int(args.serve_moto[0]), args.serve_moto[1])
         return 0
     if args.report:
-        report = json.loads(args.report.read_text())
+        runs = [json.loads(path.read_text()) for path in args.report]
+        report = {**runs[0], "rows": [row for run in runs for row in run["rows"]]}
+        for run in runs:
+            load = run["machine"]
+            print(
+                f"{run['when']}: {run['command']} (load average {load['load_average_before'][0]:.1f} before, "
+                f"{load['load_average_after'][0]:.1f} after)"
+            )
     else:
         report = measure(args)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")
     machine = report["machine"]
-    print(
-        f"\nhandler ÷ sequential LIST ({report['when']}, {machine['cpus']} CPUs, load average "
-        f"{machine['load_average_before'][0]:.1f} before, {machine['load_average_after'][0]:.1f} after):\n"
-    )
+    if args.report:
+        print(f"\nhandler ÷ sequential LIST ({machine['cpus']} CPUs):\n")
+    else:
+        print(
+            f"\nhandler ÷ sequential LIST ({report['when']}, {machine['cpus']} CPUs, load average "
+            f"{machine['load_average_before'][0]:.1f} before, {machine['load_average_after'][0]:.1f} after):\n"
+        )
     print("\n".join(table(report)))
     return 1 if any("error" in r for r in report["rows"]) else 0
 

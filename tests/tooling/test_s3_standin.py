@@ -365,3 +365,30 @@ def test_listing_report_names_each_ten_million_run_by_its_latency() -> None:
     text = "\n".join(lines)
     assert "in **250 s** at LIST page 75 ms" in text and "in **309 s** at LIST 300" in text
     assert "at least 750 s" in text and "at least 3000 s" in text  # 10,000 pages, one after another
+
+
+def test_listing_matrix_prints_several_recorded_runs_as_one_table(tmp_path: Path) -> None:
+    def run(server: str, keys: int, ms: int, handler_s: float, list_s: float) -> dict[str, Any]:
+        rows = [
+            {"server": server, "layout": "flat", "keys": keys, "latency_ms": ms, "mode": "list", "seconds": list_s},
+            {"server": server, "layout": "flat", "keys": keys, "latency_ms": ms, "mode": "handler"}
+            | {"seconds": handler_s, "keys_received": keys, "pages": keys // 1000},
+        ]
+        machine = {"cpus": 2, "load_average_before": [1.0], "load_average_after": [2.0]}
+        return {"when": "2026-12-06", "command": f"run {server}", "machine": machine, "rows": rows}
+
+    paths = []
+    for name, report in {"a": run("moto", 10_000, 0, 5, 10), "b": run("standin", 1_000_000, 300, 30, 300)}.items():
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(report))
+    done = subprocess.run(
+        [sys.executable, "bench/listing_matrix.py", "--report", *map(str, paths)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| moto | flat | 10,000 | **0.50×**" in done.stdout
+    assert "| standin | flat | 1,000,000 | not run | not run | not run | **0.10×**" in done.stdout
+    assert "run moto" in done.stdout and "run standin" in done.stdout
