@@ -12,6 +12,9 @@ sink, a Lambda client, and ``pytester`` for the plugin's tests.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +70,26 @@ def lambda_client(url: str, **config: Any) -> Any:
         aws_secret_access_key="testing",
         config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
     )
+
+
+def start_serve(*options: str, env: dict[str, str] | None = None, stderr: int = subprocess.DEVNULL) -> tuple[Any, str]:
+    """``invoke.py serve --port 0 OPTIONS`` as a user starts it, and the Invoke API URL it prints first.
+
+    The caller owns the process (stdout stays a pipe; stderr as asked) and stops it.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "invoke.py", "serve", "--port", "0", *options],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    url = re.search(r"http://127\.0\.0\.1:\d+", line)
+    if url is None:
+        process.kill()
+        process.communicate()
+        raise AssertionError(f"invoke.py serve printed no URL: {line!r}")
+    return process, url.group(0)

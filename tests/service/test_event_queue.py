@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import http.client
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -24,7 +22,7 @@ import pytest
 from local_runtime.api_server import InvokeApi, running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT, Captured
+from tests.conftest import ROOT, Captured, start_serve
 
 FIXTURES = "tests.fixtures.handlers"
 PATH = "/2015-03-31/functions/{}/invocations"
@@ -102,33 +100,14 @@ def test_events_run_in_the_order_accepted_and_waiting_costs_no_cpu(sink):
 
 
 def test_sigterm_with_a_full_queue_stops_promptly_and_says_how_many_were_not_run(tmp_path):
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "invoke.py",
-            "serve",
-            "--port",
-            "0",
-            "--env-file",
-            os.devnull,
-            "--handler",
-            f"{FIXTURES}.sleepy",
-            "--function-name",
-            "sleepy",
-            "--timeout",
-            "60",
-            "--max-concurrency",
-            "1",
-        ],
-        cwd=ROOT,
+    process, url = start_serve(
+        *("--env-file", os.devnull, "--handler", f"{FIXTURES}.sleepy", "--function-name", "sleepy"),
+        *("--timeout", "60", "--max-concurrency", "1"),
         env={**os.environ, "TMPDIR": str(tmp_path)},
-        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
     try:
-        assert process.stdout is not None
-        port = int(re.search(r"http://127\.0\.0\.1:(\d+)", process.stdout.readline()).group(1))  # type: ignore[union-attr]
+        port = int(url.rsplit(":", 1)[1])
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         statuses = [post(connection, "sleepy", b'{"seconds": 60}')[0]]
         while statuses[-1] == 202 and len(statuses) < 1500:

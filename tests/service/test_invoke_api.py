@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from local_runtime.api_server import InvokeApi, running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT, Captured, lambda_client
+from tests.conftest import ROOT, Captured, lambda_client, start_serve
 
 FIXTURES = "tests.fixtures.handlers"
 FUNCTIONS = {
@@ -238,33 +238,12 @@ def test_over_the_concurrency_limit_is_429(api):
 @pytest.fixture
 def served() -> Iterator[str]:
     """``invoke.py serve --port 0`` as a user starts it; yields the URL it prints."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "invoke.py",
-            "serve",
-            "--port",
-            "0",
-            "--env-file",
-            os.devnull,
-            "--handler",
-            f"{FIXTURES}.whoami",
-            "--function-name",
-            "whoami",
-            "--log-format",
-            "text",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    process, url = start_serve(
+        *("--env-file", os.devnull, "--handler", f"{FIXTURES}.whoami", "--function-name", "whoami"),
+        *("--log-format", "text"),
     )
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        url = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert url, line
-        yield url.group(0)
+        yield url
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

@@ -20,7 +20,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -41,7 +40,7 @@ from hypothesis import strategies as st
 from local_runtime.api_server import ASYNC_PAYLOAD_LIMIT, InvokeApi, running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT, Captured, lambda_client
+from tests.conftest import ROOT, Captured, lambda_client, start_serve
 
 FIXTURES = "tests.fixtures.handlers"
 EXAMPLES = int(os.environ.get("FUZZ_HTTP_EXAMPLES") or 15)
@@ -494,35 +493,19 @@ def exchange_on(sock: Any, raw: bytes) -> Answer | None:
 
 def test_sigterm_answers_every_client_and_removes_every_environments_files(tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "invoke.py",
-            "serve",
-            "--port",
-            "0",
-            "--env-file",
-            os.devnull,
-            "--handler",
-            f"{FIXTURES}.sleepy",
-            "--function-name",
-            "sleepy",
-            "--timeout",
-            "60",
-            # Host temp dirs (what this test counts) exist only without the sandbox; with it each /tmp is a
-            # tmpfs in the environment's own mount namespace, gone with it (tests/service/test_sandbox.py).
-            "--sandbox",
-            "off",
-        ],
-        cwd=ROOT,
+    process, url = start_serve(
+        *("--env-file", os.devnull, "--handler", f"{FIXTURES}.sleepy", "--function-name", "sleepy"),
+        "--timeout",
+        "60",
+        # Host temp dirs (what this test counts) exist only without the sandbox; with it each /tmp is a
+        # tmpfs in the environment's own mount namespace, gone with it (tests/service/test_sandbox.py).
+        "--sandbox",
+        "off",
         env=env,
-        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
     try:
-        assert process.stdout is not None
-        port = int(re.search(r"http://127\.0\.0\.1:(\d+)", process.stdout.readline()).group(1))  # type: ignore[union-attr]
+        port = int(url.rsplit(":", 1)[1])
         answers: list[Answer | None] = []
 
         def call() -> None:

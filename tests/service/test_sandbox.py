@@ -37,7 +37,7 @@ from local_runtime import memory_watch, sandbox
 from local_runtime.config import FunctionConfig
 from local_runtime.lambda_python import find_interpreter
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT, Captured, lambda_client
+from tests.conftest import ROOT, Captured, lambda_client, start_serve
 
 PROBE = ROOT / "tests" / "fixtures" / "sandbox_probe"
 RUNTIMES = ("python3.13", "provided")
@@ -178,28 +178,9 @@ def test_memory_size_and_ephemeral_storage_come_from_options(task_root, tmp_path
 
 @pytest.fixture(params=RUNTIMES)
 def served_probe(request: pytest.FixtureRequest, task_root: Path) -> Iterator[tuple[Any, subprocess.Popen[str]]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "invoke.py",
-            "serve",
-            "--port",
-            "0",
-            "--function-name",
-            "probe",
-            *_options(request.param, task_root),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    process, url = start_serve("--function-name", "probe", *_options(request.param, task_root))
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        url = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert url, line
-        yield lambda_client(url.group(0), read_timeout=60), process
+        yield lambda_client(url, read_timeout=60), process
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
