@@ -9,6 +9,7 @@ ports, its own ``.env`` and data, and is thrown away afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from tests.conftest import ROOT
 from tests.verifying_s3 import free_port
 
 NOT_COPIED = {".git", ".venv", ".env", ".s3-data", "test-artifacts", "dist", "build", "__pycache__"}
-NOT_COPIED_GLOBS = (".pytest_cache", ".ruff_cache", ".hypothesis", "*.pyc")
+NOT_COPIED_GLOBS = (".pytest_cache", ".ruff_cache", ".mypy_cache", ".import_linter_cache", ".hypothesis", "*.pyc")
 # Settings a developer's shell may carry that must not reach the sandbox: its .env decides.
 OWN_SETTINGS_PREFIXES = ("AWS_", "S3_", "MAKE", "MFLAGS", "GNUMAKE")
 OWN_SETTINGS = {
@@ -41,9 +42,16 @@ OWN_SETTINGS = {
 
 def copy_repository(target: Path) -> Path:
     ignore = shutil.ignore_patterns(*NOT_COPIED, *NOT_COPIED_GLOBS)
-    shutil.copytree(ROOT, target, ignore=ignore, symlinks=True)
+    shutil.copytree(ROOT, target, ignore=ignore, symlinks=True, copy_function=_copy_unless_gone)
     (target / ".venv").symlink_to(ROOT / ".venv")
     return target
+
+
+def _copy_unless_gone(source: str, target: str) -> None:
+    """Copy a file, skipping one that vanished meanwhile: other tests run alongside (a linter's
+    cache journal, a build's temporary file), and a copy of the repository does not need them."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.copy2(source, target)
 
 
 def clean_environment() -> dict[str, str]:
