@@ -49,6 +49,7 @@ _PAGE_TEXT = frozenset(
     {"Name", "Prefix", "Delimiter", "EncodingType", "ContinuationToken", "NextContinuationToken", "StartAfter"}
 )
 _PAGE_INTEGER = frozenset({"MaxKeys", "KeyCount"})
+_PAGE_FIELDS = _PAGE_TEXT | _PAGE_INTEGER | {"IsTruncated"}
 _OBJECT_TEXT = frozenset({"Key", "ETag", "StorageClass", "ChecksumType"})
 _OBJECT_KNOWN = _OBJECT_TEXT | {"LastModified", "Size", "ChecksumAlgorithm"}
 _OBJECT_COMPLEX = frozenset({"Owner", "RestoreStatus"})  # structures: left to botocore
@@ -56,6 +57,15 @@ _BLOCKS = frozenset({"Contents", "CommonPrefixes"})
 
 # Where the scanner stores its reading of a page between the before-parse check and the parser.
 _SCANNED = "pdf_manifest.scanned_page"
+
+
+def _page_field(name: str, text: str) -> str | int | bool:
+    """One of the page's own fields, typed as botocore types it (both parsers use this)."""
+    if name in _PAGE_INTEGER:
+        return int(text)
+    if name == "IsTruncated":
+        return text == "true"
+    return text
 
 
 class _Fallback(Exception):
@@ -229,16 +239,10 @@ def _page_members(rest: str, position: int) -> tuple[dict[str, Any], int] | None
                     return None
                 folder["Prefix"] = _unescape(value)
             continue  # not in the model: botocore ignores it too
-        if name in _PAGE_TEXT or name in _PAGE_INTEGER or name == "IsTruncated":
+        if name in _PAGE_FIELDS:
             if name in page:
                 return None
-            value = _unescape(value)
-            if name in _PAGE_TEXT:
-                page[name] = value
-            elif name in _PAGE_INTEGER:
-                page[name] = int(value)
-            else:
-                page[name] = value == "true"
+            page[name] = _page_field(name, _unescape(value))
     if folder is not None or _ROOT_CLOSE.match(rest, position) is None:
         return None
     if folders:
@@ -318,16 +322,10 @@ class ListObjectsV2Parser(AioRestXMLParser):
                             raise _Fallback
                         folder["Prefix"] = field.text or ""
                 folders.append(folder)
-            elif tag in _PAGE_TEXT or tag in _PAGE_INTEGER or tag == "IsTruncated":
+            elif tag in _PAGE_FIELDS:
                 if tag in page or len(element):
                     raise _Fallback
-                text = element.text or ""
-                if tag in _PAGE_TEXT:
-                    page[tag] = text
-                elif tag in _PAGE_INTEGER:
-                    page[tag] = int(text)
-                else:
-                    page[tag] = text == "true"
+                page[tag] = _page_field(tag, element.text or "")
         if contents:
             page["Contents"] = contents
         if folders:
