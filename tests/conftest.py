@@ -93,3 +93,16 @@ def start_serve(*options: str, env: dict[str, str] | None = None, stderr: int = 
         process.communicate()
         raise AssertionError(f"invoke.py serve printed no URL: {line!r}")
     return process, url.group(0)
+
+
+def aws_cli_env(**extra: str) -> dict[str, str]:
+    """The environment the tests run the AWS CLI in: dummy keys, no user config or credentials file."""
+    return {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        **extra,
+    }

@@ -119,16 +119,9 @@ def test_serve_watch_through_the_cli_names_the_file(scratch_root: Path):
             "--port",
             str(port),
             "--watch",
-            "--template",
-            "",
-            "--task-root",
-            str(scratch_root),
-            "--handler",
-            "app.handler",
+            *scratch_function(scratch_root),
             "--function-name",
             "scratch",
-            "--env-file",
-            "",
         ],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
@@ -231,22 +224,15 @@ def remote_root(task_root: Path) -> str:
     return str(task_root)
 
 
+def scratch_function(root: Path) -> list[str]:
+    """invoke.py's options for the scratch task root's ``app.handler``, with no template or .env."""
+    return ["--template", "", "--task-root", str(root), "--handler", "app.handler", "--env-file", ""]
+
+
 @contextlib.contextmanager
 def one_shot(args: list[str], root: Path) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "invoke.py",
-            "--template",
-            "",
-            "--task-root",
-            str(root),
-            "--handler",
-            "app.handler",
-            "--env-file",
-            "",
-            *args,
-        ],
+        [sys.executable, "invoke.py", *scratch_function(root), *args],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -313,33 +299,9 @@ def test_a_debug_port_in_use_is_one_line_and_exit_status_2(scratch_root: Path):
         port = taken.getsockname()[1]
         for args in (["--debug-port", str(port)], ["serve", "--port", "0", "--debug-port", str(port)]):
             if args[0] == "serve":
-                command = [
-                    sys.executable,
-                    "invoke.py",
-                    *args,
-                    "--template",
-                    "",
-                    "--task-root",
-                    str(scratch_root),
-                    "--handler",
-                    "app.handler",
-                    "--env-file",
-                    "",
-                ]
+                command = [sys.executable, "invoke.py", *args, *scratch_function(scratch_root)]
             else:
-                command = [
-                    sys.executable,
-                    "invoke.py",
-                    "--template",
-                    "",
-                    "--task-root",
-                    str(scratch_root),
-                    "--handler",
-                    "app.handler",
-                    "--env-file",
-                    "",
-                    *args,
-                ]
+                command = [sys.executable, "invoke.py", *scratch_function(scratch_root), *args]
             done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
             assert done.returncode == 2, done.stderr
             lines = done.stderr.strip().splitlines()
@@ -348,19 +310,7 @@ def test_a_debug_port_in_use_is_one_line_and_exit_status_2(scratch_root: Path):
 
 def test_debug_wait_without_a_port_is_refused(scratch_root: Path):
     done = subprocess.run(
-        [
-            sys.executable,
-            "invoke.py",
-            "--template",
-            "",
-            "--task-root",
-            str(scratch_root),
-            "--handler",
-            "app.handler",
-            "--env-file",
-            "",
-            "--debug-wait",
-        ],
+        [sys.executable, "invoke.py", *scratch_function(scratch_root), "--debug-wait"],
         cwd=ROOT,
         capture_output=True,
         text=True,

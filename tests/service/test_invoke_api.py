@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from local_runtime.api_server import InvokeApi, running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT, Captured, lambda_client, start_serve
+from tests.conftest import ROOT, Captured, aws_cli_env, lambda_client, start_serve
 
 FIXTURES = "tests.fixtures.handlers"
 FUNCTIONS = {
@@ -267,14 +267,7 @@ def raw_payload_flag() -> list[str]:
 @pytest.mark.skipif(AWS is None, reason="the AWS CLI is not installed (pip install awscli)")
 def test_serve_works_with_aws_lambda_invoke(served, tmp_path):
     out = tmp_path / "out.json"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }
+    env = aws_cli_env()
 
     done = subprocess.run(
         [

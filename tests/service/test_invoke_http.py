@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 from local_runtime.api_server import ASYNC_PAYLOAD_LIMIT, InvokeApi, running_api
 from local_runtime.config import FunctionConfig
 from local_runtime.pool import EnvironmentPool
-from tests.conftest import ROOT, Captured, lambda_client, start_serve
+from tests.conftest import ROOT, Captured, aws_cli_env, lambda_client, start_serve
 
 FIXTURES = "tests.fixtures.handlers"
 EXAMPLES = int(os.environ.get("FUZZ_HTTP_EXAMPLES") or 15)
@@ -727,15 +727,7 @@ boto_steps = steps.filter(lambda step: step.boto is not None)
 @given(sequence=st.lists(boto_steps, min_size=1, max_size=4))
 @example(sequence=[_valid({"via": "cli"}), *[step for step in FIXED_STEPS if step.boto is not None]])
 def test_the_same_sequences_through_the_aws_cli_succeed_where_they_should(api, tmp_path, sequence):
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_MAX_ATTEMPTS": "1",
-    }
+    env = aws_cli_env(AWS_MAX_ATTEMPTS="1")
     options = {"FunctionName": "--function-name", "InvocationType": "--invocation-type", "Qualifier": "--qualifier"}
     options["ClientContext"] = "--client-context"
     payload, out = tmp_path / "payload", tmp_path / "out.json"
