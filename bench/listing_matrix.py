@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.output import results_dir
+from bench.output import results_dir, write_report
 from bench.s3_standin import GeneratedBucket
 from bench.scan_bench import _DROP_ENV, CHILD_ENV, PREFIX, StandInProcess
 
@@ -338,9 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     else:
         report = measure(args)
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_report(args.json, report)
     machine = report["machine"]
     if args.report:
         print(f"\nhandler ÷ sequential LIST ({machine['cpus']} CPUs):\n")
