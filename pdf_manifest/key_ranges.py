@@ -17,11 +17,12 @@ only make it faster. When to cut at all is measured, not configured (``Policy``)
   takes longer than ``latency_bound_s`` and the client spent less than
   ``1 - wait_share`` of it on CPU, the pages are mostly waiting (S3's round
   trips): the rest of the key space, after the last key received, is cut.
-* **Ramp while it pays.** Concurrency starts at 2 and doubles each round
-  whose throughput (keys a second) beats the last by ``ramp_gain``; the first
-  round that does not settles it (back to where it was best), and
-  ``LIST_CONCURRENCY`` caps it. A server that does not answer faster when
-  asked twice at once (its CPU is the limit) is listed in order again.
+* **Ramp while it pays.** Concurrency starts at ``first_step`` (4) and is
+  multiplied by it after each round whose throughput (keys a second) beats
+  the best so far by ``ramp_gain``; the first round that does not settles it
+  (back to where it was best), and ``LIST_CONCURRENCY`` caps it. A server that
+  does not answer faster when asked four times at once (its CPU is the limit)
+  is listed in order again.
 * **No range below ``min_range_pages``.** A range reads up to one page past
   its end (the page that runs into the next range); long ranges keep that
   re-read near 1/``min_range_pages`` of the keys. A range that runs into a
